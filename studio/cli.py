@@ -1,0 +1,199 @@
+"""`ganstudio`: the studio (default) and every engine job headless.
+
+    ganstudio [gui] [--model M]            open the studio
+    ganstudio info MODEL                   format, hash, config and the editable layers
+    ganstudio generate --seeds 0-7 ...     PNGs (each with its recipe) from seeds
+    ganstudio render PNG...                re-create PNGs from their recipes
+    ganstudio convert IN OUT               any supported checkpoint -> GAN Studio's own format
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__, paths
+
+
+class CliError(Exception):
+    """A user-facing failure: printed without a traceback, exit code 2."""
+
+
+def _model_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    bundled = paths.bundled_model()
+    if bundled is None:
+        raise CliError(f"no bundled model in {paths.models_dir()}: pass --model PATH (.pkl, .pt or .safetensors)")
+    return bundled
+
+
+def _engine(args: argparse.Namespace):
+    from .engine.engine import Engine
+
+    return Engine.open(_model_path(args.model), args.data or paths.data_root(), device=args.device, half=args.half)
+
+
+def _progress(iterable, total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="img", disable=quiet or total < 2, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .engine.loaders import load_model
+
+    m = load_model(args.model_pos or _model_path(args.model))
+    cfg = m.config
+    print(f"model     {m.path}")
+    print(f"format    {m.source_format}")
+    print(f"sha256    {m.sha256}")
+    print(f"config    {cfg.resolution}px {cfg.architecture}, z {cfg.z_dim}, w {cfg.w_dim}, classes {cfg.c_dim}, "
+          f"mapping {cfg.mapping_layers} layers, channels base {cfg.channel_base} max {cfg.channel_max}, "
+          f"conv_clamp {cfg.conv_clamp}, num_ws {cfg.num_ws}")
+    params = sum(p.numel() for p in m.generator.parameters())
+    print(f"params    {params:,}")
+    for note in m.notes:
+        print(f"note      {note}")
+    print("\nlayer            resolution  channels  w")
+    for s in m.generator.synthesis.stages:
+        if s.kind != "torgb":
+            print(f"{s.name:<16} {s.resolution:>5}x{s.resolution:<5} {s.channels:>8}  {s.w_index:>2}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .engine.edits import EditStack, parse_seeds
+
+    eng = _engine(args)
+    seeds = parse_seeds(args.seeds)
+    out = Path(args.out)
+    for n, seed in enumerate(_progress(seeds, len(seeds), "generate", args.quiet)):
+        stack = EditStack(seed=seed, psi=args.psi, cutoff=args.cutoff, class_index=args.class_index,
+                          noise_mode=args.noise, noise_seed=seed)
+        result = eng.render(stack, use_cache=False)
+        path = eng.save_png(out / f"seed{seed:04d}.png", stack, result)
+        eng.data.log_latent(result.ws[0].cpu().numpy(), seed, str(path))
+        if args.quiet is False and len(seeds) < 2:
+            print(path)
+    print(f"wrote {len(seeds)} image(s) to {out}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from .engine.recipe import RecipeError
+
+    eng = _engine(args)
+    out = Path(args.out)
+    failures = 0
+    for src in _progress(args.pngs, len(args.pngs), "render", args.quiet):
+        src = Path(src)
+        try:
+            recipe = eng.read_png(src)
+            result = eng.render_recipe(recipe)
+        except RecipeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        dest = eng.save_png(out / src.name, recipe.stack, result)
+        if args.check:
+            same = np.array_equal(np.asarray(Image.open(src).convert("RGB")), result.uint8()[0])
+            print(f"{dest}: {'identical to' if same else 'DIFFERS from'} {src}")
+            failures += 0 if same else 1
+        else:
+            print(dest)
+    return 1 if failures else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .engine.loaders import load_model, save_model
+
+    m = load_model(args.src)
+    out = save_model(m.generator, args.dst, half=args.half, notes=f"converted from {m.path.name} ({m.source_format}); "
+                     + "; ".join(m.notes))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from .gui.app import run_app
+
+    return run_app(args)
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", help="checkpoint (.pkl, .pt, .safetensors); default: the bundled model")
+    common.add_argument("--data", help="data root holding one folder per model hash (default: ./data)")
+    common.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps")
+    common.add_argument("--half", action="store_true", help="fp16 on a CUDA GPU (never on the CPU)")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = argparse.ArgumentParser(prog="ganstudio", description="GAN Studio: explore and edit StyleGAN2 generators.")
+    p.add_argument("--version", action="version", version=f"ganstudio {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    g = sub.add_parser("gui", parents=[common], help="open the studio (the default command)")
+    g.add_argument("--screenshot", help="render --frames frames, write a screenshot to this file and exit")
+    g.add_argument("--frames", type=int, default=30)
+    g.set_defaults(func=cmd_gui)
+
+    i = sub.add_parser("info", parents=[common], help="describe a model and list its layers")
+    i.add_argument("model_pos", nargs="?", metavar="MODEL")
+    i.set_defaults(func=cmd_info)
+
+    gen = sub.add_parser("generate", parents=[common], help="images from seeds, each PNG with its recipe")
+    gen.add_argument("--seeds", required=True, help="e.g. 0-7,12")
+    gen.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = none)")
+    gen.add_argument("--cutoff", type=int, help="truncate only the first N ws")
+    gen.add_argument("--class", dest="class_index", type=int, help="class index of a conditional model")
+    gen.add_argument("--noise", choices=("const", "random", "none"), default="const")
+    gen.add_argument("--out", default="out")
+    gen.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("render", parents=[common], help="re-create PNGs from their recipes")
+    r.add_argument("pngs", nargs="+")
+    r.add_argument("--out", default="out/render")
+    r.add_argument("--check", action="store_true", help="compare with the input pixels")
+    r.set_defaults(func=cmd_render)
+
+    c = sub.add_parser("convert", parents=[common], help="write GAN Studio's own format (.safetensors)")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.set_defaults(func=cmd_convert)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["gui", *argv]
+    args = parser.parse_args(argv)
+    from .engine.edits import EditError
+    from .engine.loaders import ModelLoadError
+    from .engine.modeldata import DataError
+    from .engine.recipe import RecipeError
+
+    try:
+        return args.func(args)
+    except (CliError, ModelLoadError, RecipeError, EditError, DataError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The headless engine of GAN Studio. Nothing in here imports the GUI."""

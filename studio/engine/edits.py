@@ -1,0 +1,306 @@
+"""The edit stack: one object that fully describes an image, and its JSON form (the PNG recipe's core).
+
+    ws = mapping(z(seed), class)                 -- or an explicit latent w
+    ws = base.lerp(ws, psi)  on the first `cutoff` layers   (base = w_avg or a chosen base latent)
+    ws = lerp/slerp(ws, mix.w, mix.t)            -- optional interpolation toward another latent
+    ws = ws + sum_k alpha_k * d_k                -- attribute directions
+    x_L = x_L + sum_tabs S[h,w] * a[c] * mu(v)   -- spatial feature-map edits ("tabs") at their layers
+    mu(v) = sign(v) * exp(|v| / 20)              -- the original's slider multiplier (v = 92 gives ~100)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+NOISE_MODES = ("const", "random", "none")
+SLIDER_SCALE = 20.0
+STACK_VERSION = 1
+
+
+class EditError(ValueError):
+    """An edit stack, tab or channel list is malformed; the message says where."""
+
+
+# ------------------------------------------------------------------------------------------------ arrays
+
+
+def encode_array(a: np.ndarray) -> dict:
+    """Exact float32 array -> {"shape", "f32": base64 little-endian}."""
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(a.shape), "f32": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict) -> np.ndarray:
+    try:
+        raw = base64.b64decode(d["f32"], validate=True)
+        a = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        return a.reshape(d["shape"])
+    except Exception as e:
+        raise EditError(f"bad array in recipe: {e}") from None
+
+
+def array_digest(*arrays: np.ndarray | None) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float32).tobytes())
+        h.update(b"|" if a is None else str(a.shape).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ slider
+
+
+def multiplier(v: float) -> float:
+    """The original's slider law mu(v) = sign(v) * exp(|v|/20); mu(0) = 0."""
+    if v == 0:
+        return 0.0
+    return math.copysign(math.exp(abs(v) / SLIDER_SCALE), v)
+
+
+def slider_for(mult: float) -> float:
+    """Inverse of `multiplier` for |mult| >= 1 (0 maps to 0)."""
+    if mult == 0:
+        return 0.0
+    return math.copysign(SLIDER_SCALE * math.log(max(abs(mult), 1.0)), mult)
+
+
+# ------------------------------------------------------------------------------------------------ channel lists
+
+_ITEM = re.compile(r"^\s*(?:(?P<k>[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*[xX]\s*)?(?P<a>\d+)(?:\s*-\s*(?P<b>\d+))?\s*$")
+
+
+def parse_channel_list(text: str, num_channels: int | None = None) -> dict[int, float]:
+    """Parse the original's list syntax: `a,b,c`, ranges `a-b`, weighted `kxN` -> {channel: weight}.
+
+    Weights of a repeated channel add up. Raises EditError naming the bad item or an out-of-range channel.
+    """
+    out: dict[int, float] = {}
+    for item in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        m = _ITEM.match(item)
+        if not m:
+            raise EditError(f"cannot read {item!r}: use a, a-b or kxN (e.g. 3,10-12,-2x45)")
+        k = float(m["k"]) if m["k"] else 1.0
+        a = int(m["a"])
+        b = int(m["b"]) if m["b"] else a
+        if b < a:
+            raise EditError(f"range {item!r} goes backwards")
+        for ch in range(a, b + 1):
+            if num_channels is not None and ch >= num_channels:
+                raise EditError(f"channel {ch} does not exist (this layer has {num_channels})")
+            out[ch] = out.get(ch, 0.0) + k
+    return out
+
+
+def format_channel_list(weights: np.ndarray) -> str:
+    """Non-zero weights as the list syntax (`N` for weight 1, `kxN` otherwise)."""
+    parts = []
+    for ch in np.flatnonzero(weights):
+        k = float(weights[ch])
+        parts.append(str(ch) if k == 1 else f"{k:g}x{ch}")
+    return ",".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ selections
+
+
+def resample_grid(sel: np.ndarray, size: int) -> np.ndarray:
+    """Resample a square selection to `size`: mean pooling down, pixel copy up (the original's rule)."""
+    h = sel.shape[0]
+    if h == size:
+        return sel.astype(np.float32, copy=False)
+    if h > size:
+        f = h // size
+        return sel.reshape(size, f, size, f).mean(axis=(1, 3)).astype(np.float32)
+    f = size // h
+    return np.repeat(np.repeat(sel, f, axis=0), f, axis=1).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ dataclasses
+
+
+@dataclass
+class Direction:
+    """An attribute direction in w-space and how far to move along it: ws += strength * vector."""
+
+    name: str
+    vector: np.ndarray  # [w_dim] (all layers) or [num_ws, w_dim]
+    strength: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "vector": encode_array(self.vector), "strength": self.strength}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Direction:
+        return cls(str(d["name"]), decode_array(d["vector"]), float(d.get("strength", 0.0)))
+
+
+@dataclass
+class SpatialTab:
+    """A spatial feature-map edit: delta[c,h,w] = S[h,w] * a[c] * mu(v), added at each of its layers.
+
+    `selection` is the painted grid at the resolution of the first layer; other layers see it resampled.
+    """
+
+    name: str
+    layers: list[str]
+    selection: np.ndarray  # [H, W]
+    weights: dict[str, np.ndarray]  # layer -> [C]
+    value: float = 0.0
+    active: bool = True
+    detector: dict | None = None  # plugin name, params, mode (filled in by the detector machinery)
+
+    @property
+    def multiplier(self) -> float:
+        return multiplier(self.value)
+
+    def effective(self) -> bool:
+        return self.active and self.value != 0 and bool(np.any(self.selection)) and any(
+            np.any(w) for w in self.weights.values())
+
+    def digest(self, layer: str) -> str:
+        """What this tab contributes at `layer`, as a hash (render cache key)."""
+        if not self.effective() or layer not in self.weights:
+            return ""
+        return array_digest(self.selection, self.weights[layer]) + f"{self.value!r}"
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "layers": list(self.layers), "selection": encode_array(self.selection),
+            "weights": {k: encode_array(v) for k, v in self.weights.items()}, "value": self.value,
+            "active": self.active, "detector": self.detector,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> SpatialTab:
+        try:
+            tab = cls(
+                name=str(d["name"]), layers=[str(x) for x in d["layers"]], selection=decode_array(d["selection"]),
+                weights={str(k): decode_array(v) for k, v in d["weights"].items()}, value=float(d.get("value", 0)),
+                active=bool(d.get("active", True)), detector=d.get("detector"),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise EditError(f"tab is missing or has a bad field: {e}") from None
+        if tab.selection.ndim != 2 or tab.selection.shape[0] != tab.selection.shape[1]:
+            raise EditError(f"tab {tab.name!r}: selection must be a square grid, got {tab.selection.shape}")
+        if not tab.layers or set(tab.weights) - set(tab.layers):
+            raise EditError(f"tab {tab.name!r}: weights must belong to its layers {tab.layers}")
+        return tab
+
+
+@dataclass
+class Mix:
+    """Interpolate toward another latent: ws = lerp/slerp(ws, w, t)."""
+
+    w: np.ndarray  # [num_ws, w_dim]
+    t: float
+    method: str = "lerp"
+
+    def to_json(self) -> dict:
+        return {"w": encode_array(self.w), "t": self.t, "method": self.method}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Mix:
+        return cls(decode_array(d["w"]), float(d["t"]), str(d.get("method", "lerp")))
+
+
+@dataclass
+class EditStack:
+    """Everything that determines an image (with the model)."""
+
+    seed: int | None = 0
+    z: np.ndarray | None = None  # explicit z [z_dim]; overrides seed
+    w: np.ndarray | None = None  # explicit raw latent [num_ws, w_dim]; overrides z and seed
+    class_index: int | None = None
+    psi: float = 1.0
+    cutoff: int | None = None
+    base: np.ndarray | None = None  # truncation centre [num_ws, w_dim]; None = the model's w_avg
+    mix: Mix | None = None
+    directions: list[Direction] = field(default_factory=list)
+    noise_mode: str = "const"
+    noise_seed: int = 0
+    tabs: list[SpatialTab] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.noise_mode not in NOISE_MODES:
+            raise EditError(f"noise mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
+        if self.seed is None and self.z is None and self.w is None:
+            raise EditError("an edit stack needs a seed, a z or a w")
+
+    def copy(self, **changes) -> EditStack:
+        """A copy with some fields replaced (lists copied, arrays shared: arrays are never mutated in place)."""
+        new = replace(self, **changes)
+        if "directions" not in changes:
+            new.directions = [replace(d) for d in self.directions]
+        if "tabs" not in changes:
+            new.tabs = [replace(t, weights=dict(t.weights), layers=list(t.layers)) for t in self.tabs]
+        return new
+
+    def to_json(self) -> dict:
+        opt = lambda a: None if a is None else encode_array(a)  # noqa: E731
+        return {
+            "version": STACK_VERSION, "seed": self.seed, "z": opt(self.z), "w": opt(self.w),
+            "class_index": self.class_index, "psi": self.psi, "cutoff": self.cutoff, "base": opt(self.base),
+            "mix": self.mix.to_json() if self.mix else None,
+            "directions": [d.to_json() for d in self.directions], "noise_mode": self.noise_mode,
+            "noise_seed": self.noise_seed, "tabs": [t.to_json() for t in self.tabs],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> EditStack:
+        if not isinstance(d, dict):
+            raise EditError("edit stack must be a JSON object")
+        if int(d.get("version", 0)) > STACK_VERSION:
+            raise EditError(f"edit stack version {d.get('version')} is newer than this GAN Studio understands")
+        opt = lambda k: None if d.get(k) is None else decode_array(d[k])  # noqa: E731
+        try:
+            return cls(
+                seed=None if d.get("seed") is None else int(d["seed"]), z=opt("z"), w=opt("w"),
+                class_index=d.get("class_index"), psi=float(d.get("psi", 1.0)),
+                cutoff=None if d.get("cutoff") is None else int(d["cutoff"]), base=opt("base"),
+                mix=Mix.from_json(d["mix"]) if d.get("mix") else None,
+                directions=[Direction.from_json(x) for x in d.get("directions", [])],
+                noise_mode=str(d.get("noise_mode", "const")), noise_seed=int(d.get("noise_seed", 0)),
+                tabs=[SpatialTab.from_json(x) for x in d.get("tabs", [])],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, EditError):
+                raise
+            raise EditError(f"malformed edit stack: {e}") from None
+
+
+def seed_z(seed: int, z_dim: int) -> np.ndarray:
+    """z for a seed exactly as NVlabs generate.py: RandomState(seed).randn(1, z_dim) (float64)."""
+    return np.random.RandomState(seed).randn(1, z_dim)[0]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7,12' -> [0..7, 12]."""
+    seeds: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise EditError(f"cannot read seed {part!r}: use e.g. 0-7,12")
+        a, b = int(m[1]), int(m[2] or m[1])
+        if b < a:
+            raise EditError(f"seed range {part!r} goes backwards")
+        seeds.extend(range(a, b + 1))
+    return seeds
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation per row (falls back to lerp for parallel rows)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    na = a64 / np.linalg.norm(a64, axis=-1, keepdims=True)
+    nb = b64 / np.linalg.norm(b64, axis=-1, keepdims=True)
+    omega = np.arccos(np.clip((na * nb).sum(-1, keepdims=True), -1, 1))
+    so = np.sin(omega)
+    safe = so > 1e-6
+    wa = np.where(safe, np.sin((1 - t) * omega) / np.where(safe, so, 1), 1 - t)
+    wb = np.where(safe, np.sin(t * omega) / np.where(safe, so, 1), t)
+    return (wa * a64 + wb * b64).astype(np.float32)

@@ -1,0 +1,91 @@
+"""The engine facade: one loaded model, its renderer and its data folder; recipes in and out.
+
+The CLI, the batch jobs and the GUI's render worker all talk to an `Engine`.  It never imports the GUI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .edits import EditStack
+from .loaders import LoadedModel, load_model
+from .modeldata import ModelData
+from .recipe import Recipe, RecipeError, read_recipe, recipe_json, write_png
+from .renderer import Renderer, RenderResult, pick_device, to_uint8
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    resolution: int
+    channels: int
+    w_index: int
+
+
+class Engine:
+    def __init__(self, model: LoadedModel, data_root: str | Path, half: bool = False):
+        self.model = model
+        self.renderer = Renderer(model.generator, half=half)
+        self.data = ModelData(Path(data_root), model.sha256)
+
+    @classmethod
+    def open(cls, model_path: str | Path, data_root: str | Path, device: str = "auto", half: bool = False
+             ) -> Engine:
+        return cls(load_model(model_path, pick_device(device)), data_root, half=half)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def device(self) -> str:
+        return self.renderer.device.type
+
+    def layers(self) -> list[LayerInfo]:
+        """Every editable/capturable feature map, in network order."""
+        return [LayerInfo(s.name, s.resolution, s.channels, s.w_index) for s in self.renderer.layers.values()]
+
+    # -------------------------------------------------------------------------------------------- rendering
+
+    def render(self, stack: EditStack, capture: tuple[str, ...] = (), use_cache: bool = True) -> RenderResult:
+        return self.renderer.render(stack, capture=capture, use_cache=use_cache)
+
+    def render_recipe(self, recipe: Recipe, use_cache: bool = False) -> RenderResult:
+        """Re-create a recipe's image from its exact ws and tabs (or from its stack for a legacy latent)."""
+        recipe.check_model(self.model.sha256, self.model.name)
+        if recipe.ws is None:
+            return self.render(recipe.stack, use_cache=use_cache)
+        expected = (self.config.num_ws, self.config.w_dim)
+        if recipe.ws.shape != expected:
+            raise RecipeError(f"the recipe's latent has shape {recipe.ws.shape}, this model needs {expected}")
+        import torch
+
+        ws = torch.as_tensor(recipe.ws, device=self.renderer.device)[None]
+        s = recipe.stack
+        return self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache)
+
+    # -------------------------------------------------------------------------------------------- files
+
+    def recipe_for(self, stack: EditStack, result: RenderResult, index: int = 0) -> dict:
+        ws = result.ws[min(index, result.ws.shape[0] - 1)].detach().cpu().numpy()
+        return recipe_json(stack, ws, self.model.sha256, self.model.name, self.device)
+
+    def save_png(self, path: str | Path, stack: EditStack, result: RenderResult, index: int = 0) -> Path:
+        """Write image `index` of a result with its full recipe (atomically)."""
+        image = to_uint8(result.images[index:index + 1])[0]
+        return write_png(path, image, self.recipe_for(stack, result, index))
+
+    def read_png(self, path: str | Path) -> Recipe:
+        """A PNG's recipe, checked against this model; a legacy latent must fit this model's w."""
+        recipe = read_recipe(path)
+        recipe.check_model(self.model.sha256, self.model.name)
+        if recipe.legacy:
+            w = recipe.stack.w
+            if w.size != self.config.w_dim:
+                raise RecipeError(f"{Path(path).name}: the original tool's latent has {w.size} values, "
+                                  f"this model's w has {self.config.w_dim}")
+            recipe.stack.w = np.broadcast_to(w, (self.config.num_ws, self.config.w_dim)).copy()
+        return recipe

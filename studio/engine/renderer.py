@@ -1,0 +1,252 @@
+"""Edit stack -> image, with spatial edits between synthesis stages, feature capture and a render cache.
+
+The synthesis network runs stage by stage (`b4.conv1`, `b4.torgb`, `b8.conv0`, ...).  After each conv stage the
+active tabs' deltas are added to its output, and requested feature maps are captured.  Every stage has a key
+(the ws row it reads, its noise, the edits at its output); the renderer keeps the states of its last batch-1
+render, and a new render resumes after the longest prefix of unchanged keys.  Moving a tab's slider at 16x16
+therefore recomputes only the stages from 16x16 on, with a result identical to a full render.
+
+Batches: when every sample shares one w (sweeps, combinatorics), the stages run at batch 1 until the first stage
+where the samples differ, then expand, and the modulated weights are shared (ordinary batched convolutions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .edits import EditError, EditStack, SpatialTab, resample_grid, seed_z, slerp
+from .network import Generator, Stage, SynthesisState, truncate
+
+NOISE_SEED_STRIDE = 1000  # random noise of stage i for noise seed s uses torch seed s * stride + i
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA, else Apple MPS, else CPU; or exactly the device named."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("--device mps was asked for, but Apple MPS is not available here")
+    return dev
+
+
+def to_uint8(images: Tensor) -> np.ndarray:
+    """[N,C,H,W] floats in about [-1,1] -> uint8 [N,H,W,C] as NVlabs: (img*127.5 + 128).clamp(0, 255)."""
+    x = (images.detach().float().permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.cpu().numpy()
+
+
+@dataclass
+class RenderResult:
+    images: Tensor | None  # [N, C, H, W] float, about [-1, 1] (None when stopped early)
+    ws: Tensor  # [N or 1, num_ws, w_dim]
+    features: dict[str, Tensor] = field(default_factory=dict)  # layer -> [N, C, r, r]
+    first_stage: int = 0  # index of the first stage recomputed (len(stages) = everything from cache)
+    ms: float = 0.0
+
+    def uint8(self) -> np.ndarray:
+        return to_uint8(self.images)
+
+
+@dataclass
+class _Cache:
+    context: tuple
+    keys: list[str]
+    states: list[SynthesisState]
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p.tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
+    return h.hexdigest()
+
+
+class Renderer:
+    """Turns edit stacks into images with one generator on one device. Not thread-safe: one caller at a time."""
+
+    def __init__(self, G: Generator, half: bool = False):
+        self.G = G
+        self.device = G.w_avg.device
+        if half and self.device.type != "cuda":
+            raise RuntimeError("reduced precision is only used on a CUDA GPU; the CPU always renders in fp32")
+        self.half = half
+        self.stages: list[Stage] = G.synthesis.stages
+        self.layers: dict[str, Stage] = {s.name: s for s in self.stages if s.kind != "torgb"}
+        self._cache: _Cache | None = None
+
+    # -------------------------------------------------------------------------------------------- latents
+
+    def default_layer(self, resolution: int) -> str:
+        """The layer a tab at `resolution` edits by default: the first feature map at that resolution."""
+        for name in (f"b{resolution}.conv0", f"b{resolution}.conv1"):
+            if name in self.layers:
+                return name
+        raise EditError(f"this model has no layer at {resolution}x{resolution}")
+
+    @torch.no_grad()
+    def ws_for(self, stack: EditStack) -> Tensor:
+        """The latent part of the stack -> ws [num_ws, w_dim] on the device."""
+        cfg = self.G.cfg
+        if stack.w is not None:
+            ws = torch.as_tensor(np.broadcast_to(stack.w, (cfg.num_ws, cfg.w_dim)).copy(), device=self.device)
+        else:
+            z = stack.z if stack.z is not None else seed_z(stack.seed, cfg.z_dim)
+            z = torch.as_tensor(np.asarray(z).reshape(1, cfg.z_dim), device=self.device)
+            c = None
+            if cfg.c_dim:
+                if stack.class_index is None or not 0 <= stack.class_index < cfg.c_dim:
+                    raise EditError(f"this model is conditional: choose a class 0..{cfg.c_dim - 1}")
+                c = torch.zeros([1, cfg.c_dim], device=self.device)
+                c[0, stack.class_index] = 1
+            ws = self.G.mapping(z, c).unsqueeze(1).repeat([1, cfg.num_ws, 1])[0]
+        ws = ws.float()
+        if stack.psi != 1:
+            center = self.G.w_avg if stack.base is None else torch.as_tensor(stack.base, device=self.device)
+            ws = truncate(ws[None], center, stack.psi, stack.cutoff)[0]
+        if stack.mix is not None:
+            other = np.broadcast_to(stack.mix.w, ws.shape)
+            if stack.mix.method == "slerp":
+                ws = torch.as_tensor(slerp(ws.cpu().numpy(), other, stack.mix.t), device=self.device)
+            else:
+                ws = ws.lerp(torch.as_tensor(other.copy(), device=self.device), stack.mix.t)
+        for d in stack.directions:
+            if d.strength:
+                ws = ws + d.strength * torch.as_tensor(d.vector, device=self.device, dtype=torch.float32)
+        return ws
+
+    # -------------------------------------------------------------------------------------------- rendering
+
+    def render(self, stack: EditStack, capture: tuple[str, ...] = (), use_cache: bool = True,
+               until: str | None = None) -> RenderResult:
+        """One image (batch 1), resuming from the cache where the stack only changed late layers."""
+        ws = self.ws_for(stack)[None]
+        return self.synthesize(ws, [stack.tabs], [stack.noise_seed], stack.noise_mode, capture, use_cache, until)
+
+    def render_many(self, stacks: list[EditStack], capture: tuple[str, ...] = (), until: str | None = None
+                    ) -> RenderResult:
+        """Several images in one batch; shares the modulated weights when all stacks resolve to one w."""
+        if len({s.noise_mode for s in stacks}) != 1:
+            raise EditError("a batch must use one noise mode")
+        ws_list = [self.ws_for(s) for s in stacks]
+        shared = all(torch.equal(ws_list[0], w) for w in ws_list[1:])
+        ws = ws_list[0][None] if shared else torch.stack(ws_list)
+        return self.synthesize(ws, [s.tabs for s in stacks], [s.noise_seed for s in stacks], stacks[0].noise_mode,
+                               capture, use_cache=False, until=until)
+
+    @torch.no_grad()
+    def synthesize(self, ws: Tensor, tabs: list[list[SpatialTab]], noise_seeds: list[int], noise_mode: str,
+                   capture: tuple[str, ...] = (), use_cache: bool = True, until: str | None = None) -> RenderResult:
+        """The core loop. ws [N or 1, num_ws, w_dim]; one tab list and noise seed per sample."""
+        t0 = time.perf_counter()
+        n = len(tabs)
+        for name in (*capture, *([until] if until else [])):
+            if name not in self.layers and name not in {s.name for s in self.stages}:
+                raise EditError(f"no layer named {name!r}; see `ganstudio info` for the list")
+        self._check_tabs(tabs)
+        keys = self._stage_keys(ws, tabs, noise_seeds, noise_mode)
+        context = (n, ws.shape[0], noise_mode, self.half)
+        cache = self._cache if use_cache and n == 1 else None
+        start = 0
+        if cache is not None and cache.context == context:
+            while start < len(keys) and start < len(cache.keys) and keys[start] == cache.keys[start]:
+                start += 1
+        states: list[SynthesisState] = list(cache.states[:start]) if start and cache else []
+        s = states[-1] if states else SynthesisState(batch=1 if ws.shape[0] == 1 else n)
+        stop = len(self.stages) if until is None else [st.name for st in self.stages].index(until) + 1
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            for i in range(start, stop):
+                stage = self.stages[i]
+                per_sample = [self._delta_key(t, stage) for t in tabs]
+                differs = len(set(per_sample)) > 1 or (noise_mode == "random" and len(set(noise_seeds)) > 1)
+                if s.batch == 1 and n > 1 and differs:
+                    s = _expand(s, n)
+                noise = self._noise(stage, noise_mode, noise_seeds if s.batch > 1 else noise_seeds[:1])
+                s = self.G.synthesis.run_stage(stage, s, ws, noise)
+                delta = self._delta(tabs if s.batch > 1 else tabs[:1], stage)
+                if delta is not None:
+                    s.x = s.x + delta.to(s.x.dtype)
+                states.append(s)
+        if use_cache and n == 1 and until is None:
+            self._cache = _Cache(context, keys, states)
+        images = None
+        if until is None:
+            images = s.img.float()
+            if images.shape[0] != n:
+                images = images.expand(n, -1, -1, -1)
+        feats = {}
+        for name in capture:
+            x = states[[st.name for st in self.stages].index(name)].x.float()
+            feats[name] = x.expand(n, -1, -1, -1) if x.shape[0] != n else x
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return RenderResult(images, ws, feats, start, (time.perf_counter() - t0) * 1000)
+
+    def clear_cache(self) -> None:
+        self._cache = None
+
+    # -------------------------------------------------------------------------------------------- helpers
+
+    def _check_tabs(self, tabs: list[list[SpatialTab]]) -> None:
+        for sample in tabs:
+            for tab in sample:
+                for layer in tab.layers:
+                    st = self.layers.get(layer)
+                    if st is None:
+                        raise EditError(f"tab {tab.name!r}: this model has no layer {layer!r}")
+                    w = tab.weights.get(layer)
+                    if w is not None and w.shape != (st.channels,):
+                        raise EditError(f"tab {tab.name!r}: {layer} has {st.channels} channels, weights have {w.shape}")
+
+    def _stage_keys(self, ws: Tensor, tabs: list[list[SpatialTab]], noise_seeds: list[int], mode: str) -> list[str]:
+        ws_np = ws.detach().cpu().numpy()
+        keys = []
+        for stage in self.stages:
+            noise = (mode, tuple(noise_seeds)) if mode == "random" else mode
+            keys.append(_digest(ws_np[:, stage.w_index], noise, [self._delta_key(t, stage) for t in tabs]))
+        return keys
+
+    @staticmethod
+    def _delta_key(tabs: list[SpatialTab], stage: Stage) -> str:
+        return "".join(t.digest(stage.name) for t in tabs)
+
+    def _delta(self, tabs: list[list[SpatialTab]], stage: Stage) -> Tensor | None:
+        """sum over tabs of S[h,w] * a[c] * mu(v) at this stage, per sample -> [N, C, r, r] (None if nothing)."""
+        if stage.kind == "torgb" or not any(t.digest(stage.name) for sample in tabs for t in sample):
+            return None
+        out = torch.zeros([len(tabs), stage.channels, stage.resolution, stage.resolution], device=self.device)
+        for i, sample in enumerate(tabs):
+            for tab in sample:
+                if tab.digest(stage.name):
+                    sel = torch.as_tensor(resample_grid(tab.selection, stage.resolution), device=self.device)
+                    a = torch.as_tensor(tab.weights[stage.name], device=self.device, dtype=torch.float32)
+                    out[i] += tab.multiplier * a[:, None, None] * sel[None]
+        return out
+
+    def _noise(self, stage: Stage, mode: str, seeds: list[int]) -> Tensor | None:
+        if mode != "random":
+            return self.G.synthesis.stage_noise(stage, mode, 1, None)
+        if stage.kind == "torgb":
+            return None
+        index = self.stages.index(stage)
+        r = stage.resolution
+        maps = [torch.randn([1, 1, r, r], generator=torch.Generator().manual_seed(s * NOISE_SEED_STRIDE + index))
+                for s in seeds]
+        return torch.cat(maps).to(self.device)
+
+
+def _expand(s: SynthesisState, n: int) -> SynthesisState:
+    grow = lambda t: None if t is None else t.expand(n, *t.shape[1:]).contiguous()  # noqa: E731
+    return SynthesisState(n, grow(s.x), grow(s.img), grow(s.shortcut))
