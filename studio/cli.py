@@ -72,7 +72,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     eng = _engine(args)
     seeds = parse_seeds(args.seeds)
     out = Path(args.out)
-    for n, seed in enumerate(_progress(seeds, len(seeds), "generate", args.quiet)):
+    for seed in _progress(seeds, len(seeds), "generate", args.quiet):
         stack = EditStack(seed=seed, psi=args.psi, cutoff=args.cutoff, class_index=args.class_index,
                           noise_mode=args.noise, noise_seed=seed)
         result = eng.render(stack, use_cache=False)

@@ -39,10 +39,15 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 def append_line(path: str | Path, line: str) -> None:
-    """Append one line with a single write (an append-only log never loses earlier lines)."""
+    """Append one line with a single write; a torn last line (crash mid-write) is closed off first, not joined."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line.rstrip("\n") + "\n")
+    with open(path, "ab+") as f:
+        f.seek(0, os.SEEK_END)
+        torn = False
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        f.write((("\n" if torn else "") + line.rstrip("\n") + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())

@@ -194,7 +194,8 @@ def _load_rosinality(path: Path) -> tuple[Generator, str, list[str]]:
         state["mapping.w_avg"] = torch.zeros(cfg.w_dim)
         G = build_generator(cfg, state)
         G.mapping.w_avg.copy_(estimate_w_avg(G))
-        notes.append(f"no latent_avg in the checkpoint: w_avg estimated from {W_AVG_SAMPLES:,} samples (seed {W_AVG_SEED})")
+        notes.append(f"no latent_avg in the checkpoint: w_avg estimated from {W_AVG_SAMPLES:,} samples "
+                     f"(seed {W_AVG_SEED})")
     return G, "rosinality", notes
 
 

@@ -180,7 +180,8 @@ class ModelData:
         rows = read_original_csv(csv_path)
         for r in rows:
             if r.values.size != w_dim:
-                raise DataError(f"{Path(csv_path).name}: {r.name!r} has {r.values.size} values, the model's w has {w_dim}")
+                raise DataError(f"{Path(csv_path).name}: {r.name!r} has {r.values.size} values, "
+                                f"the model's w has {w_dim}")
         if kind == "attributes":
             for r in rows:
                 self.add_direction(Direction(r.name, r.values))

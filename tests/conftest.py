@@ -1,0 +1,63 @@
+"""Shared fixtures: the NVlabs reference snapshot and small random-weight generators."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from studio.engine.network import Generator, GeneratorConfig
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("GANSTUDIO_FIXTURES", REPO.parent / "shared" / "fixtures"))
+REF_PKL = FIXTURES / "sg2ada_skip64.pkl"
+REF_NPZ = FIXTURES / "sg2ada_skip64_ref.npz"
+
+
+@pytest.fixture(scope="session")
+def ref_paths():
+    if not REF_PKL.exists():
+        pytest.skip(f"reference fixture missing at {REF_PKL}")
+    return REF_PKL, np.load(REF_NPZ)
+
+
+@pytest.fixture(scope="session")
+def ref_model(ref_paths):
+    from studio.engine.loaders import load_model
+
+    return load_model(ref_paths[0])
+
+
+def random_generator(resolution: int = 32, architecture: str = "skip", c_dim: int = 0, seed: int = 0,
+                     **kw) -> Generator:
+    """A small generator whose every parameter (biases, noise strengths, w_avg too) is random and non-zero."""
+    torch.manual_seed(seed)
+    cfg = GeneratorConfig(z_dim=32, w_dim=32, c_dim=c_dim, resolution=resolution, mapping_layers=2,
+                          channel_base=512, channel_max=64, architecture=architecture,
+                          conv_clamp=kw.pop("conv_clamp", 256.0), **kw)
+    G = Generator(cfg)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith(("bias", "noise_strength")):
+                p.copy_(torch.randn_like(p) * 0.2 + (1.0 if "affine.bias" in name else 0.0))
+        G.mapping.w_avg.copy_(torch.randn(cfg.w_dim) * 0.3)
+    return G.eval().requires_grad_(False)
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    """A random 32px generator saved in the own format, loaded back as users would."""
+    from studio.engine.loaders import load_model, save_model
+
+    path = save_model(random_generator(), tmp_path / "small.safetensors")
+    return load_model(path)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studio.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=timeout)

@@ -1,0 +1,70 @@
+"""The per-model data folder: tabs, directions, latent log, the original's CSVs; broken files are reported."""
+
+import json
+
+import numpy as np
+import pytest
+
+from studio.engine.edits import Direction, EditError, SpatialTab, format_channel_list, parse_channel_list, parse_seeds
+from studio.engine.modeldata import DataError, ModelData
+
+
+def _tab(name="mouth open"):
+    sel = np.zeros((16, 16), np.float32)
+    sel[9:12, 6:10] = 1
+    w = np.zeros(64, np.float32)
+    w[33] = -1
+    return SpatialTab(name, ["b16.conv0"], sel, {"b16.conv0": w}, value=92)
+
+
+def test_tabs_roundtrip_and_broken_tab_files(tmp_path):
+    data = ModelData(tmp_path, "abc")
+    path = data.save_tab(_tab())
+    assert path.name == "mouth_open.json"
+    (data.tabs_dir / "broken.json").write_text("{not json")
+    (data.tabs_dir / "foreign.json").write_text(json.dumps({"format": "other"}))
+    tabs = data.load_tabs()
+    assert [t.name for t in tabs] == ["mouth open"]
+    assert np.array_equal(tabs[0].selection, _tab().selection) and tabs[0].value == 92
+    assert len(data.errors) == 2 and "broken.json" in data.errors[0]
+    assert (data.tabs_dir / "broken.json").read_text() == "{not json"  # left as it was
+
+
+def test_directions_latent_log_and_original_csvs(tmp_path):
+    data = ModelData(tmp_path, "abc")
+    v = np.random.RandomState(0).randn(8).astype(np.float32)
+    data.add_direction(Direction("smile", v))
+    data.add_direction(Direction("smile", -v))
+    data.add_direction(Direction("hair", v))
+    dirs = data.load_directions()
+    assert [d.name for d in dirs] == ["smile", "hair"] and np.array_equal(dirs[0].vector, -v)
+
+    data.log_latent(np.ones((2, 8), np.float32), seed=4, file="x.png")
+    with open(data.dir / "latents.jsonl", "a") as f:
+        f.write('{"torn')
+    data.log_latent(np.zeros((2, 8), np.float32), seed=5)
+    assert [e["seed"] for e in data.latent_log()] == [4, 5]
+
+    csv = tmp_path / "attributes.csv"
+    csv.write_text("open_mouth,d41d8cd98f00b204|attr," + ":".join(str(x) for x in v) + "\n")
+    assert data.import_original("attributes", csv, w_dim=8) == 1
+    assert "open_mouth" in [d.name for d in data.load_directions()]
+    avg = tmp_path / "average_latent.csv"
+    avg.write_text("avg,h," + ":".join("0.5" for _ in range(8)))
+    data.import_original("average_latent", avg, w_dim=8)
+    assert np.allclose(data.average_latent(), 0.5)
+    with pytest.raises(DataError, match="has 8 values"):
+        data.import_original("attributes", csv, w_dim=16)
+
+
+def test_channel_list_syntax():
+    assert parse_channel_list("1,3-5,2x7,-0.5x9") == {1: 1, 3: 1, 4: 1, 5: 1, 7: 2, 9: -0.5}
+    assert parse_channel_list("3,3") == {3: 2}
+    with pytest.raises(EditError, match="cannot read"):
+        parse_channel_list("1,a")
+    with pytest.raises(EditError, match="does not exist"):
+        parse_channel_list("70", num_channels=64)
+    w = np.zeros(10, np.float32)
+    w[[2, 5]] = [1, -2]
+    assert format_channel_list(w) == "2,-2x5"
+    assert parse_seeds("0-3,9") == [0, 1, 2, 3, 9]
