@@ -131,6 +131,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     up: bool = False,
     resample_filter: Tensor | None = None,
+    fused: bool = True,
 ) -> Tensor:
     """Convolve `x` [N,I,H,W] with `weight` [O,I,k,k] scaled per input channel by `styles` [N or 1, I].
 
@@ -138,10 +139,13 @@ def modulated_conv2d(
     Per-sample weights run as one grouped convolution (NVlabs' fused path).  When all samples share one style
     row (styles has one row and N > 1), the weights are modulated once and an ordinary batched conv is used.
     `up` = transposed conv with stride 2, then the 4x4 FIR (pad 1,1,1,1, gain 4).
+    `fused=False` scales the activations instead of the weights (x*s, conv, *d): the fast path for training.
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     rows = styles.shape[0]
+    if rows > 1 and not fused:
+        return _modulated_conv2d_unfused(x, weight, styles, demodulate, up, resample_filter)
     w = weight.unsqueeze(0) * styles.reshape(rows, 1, -1, 1, 1)  # [rows, O, I, k, k]
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + NORM_EPS).rsqrt()  # [rows, O]
@@ -159,6 +163,21 @@ def modulated_conv2d(
     else:
         x = F.conv2d(x, w, padding=kh // 2, groups=groups)
     return x.reshape(n, -1, *x.shape[2:])
+
+
+def _modulated_conv2d_unfused(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool, up: bool,
+                              resample_filter: Tensor | None) -> Tensor:
+    """Same maths as the fused path with shared weights: conv(x * s, W) * d, d = rsqrt(sum_i s_i^2 sum_k W^2)."""
+    x = x * styles[:, :, None, None]
+    if up:
+        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        x = upfirdn2d(x, resample_filter, up=1, pad=(1, 1, 1, 1), gain=4.0)
+    else:
+        x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+    if demodulate:
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + NORM_EPS).rsqrt()  # [N, O]
+        x = x * dcoefs[:, :, None, None]
+    return x
 
 
 # ------------------------------------------------------------------------------------------------ layers
@@ -197,11 +216,13 @@ class SynthesisLayer(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.register_buffer("resample_filter", fir_filter())
+        self.fused = True  # training switches this off (see modulated_conv2d)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, gain: float = 1.0) -> Tensor:
         """`noise` is the unit-variance noise image [N or 1, 1, r, r] (or None); it is scaled by noise_strength."""
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter)
+        x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter,
+                             fused=self.fused)
         if noise is not None:
             x = x.add_(noise * self.noise_strength)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -218,10 +239,11 @@ class ToRGB(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, 1, 1))
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.weight_gain = 1.0 / math.sqrt(in_ch)
+        self.fused = True
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused)
         return bias_act(x, self.bias, lrelu=False, clamp=self.conv_clamp)
 
 

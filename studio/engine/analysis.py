@@ -1,0 +1,110 @@
+"""Feature-map analysis: rank channels by similarity to a selection; record maps across images on disk.
+
+Ranking methods (F_c the channel's map at the selection's grid, S the selection):
+    dot      sum_hw F_c * S                       the original's signed, unnormalised score
+    cosine   <F_c, S> / (|F_c| |S|)               scale-free: high-magnitude channels no longer win by size
+    iou      IoU(F_c > t_c, S > 0), t_c = the channel's top-`IOU_QUANTILE` value (GAN Dissection's rule)
+    magnitude sum_hw |F_c|                        the original's "sort by magnitude"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .edits import resample_grid
+from .files import write_text_atomic
+
+RANK_METHODS = ("dot", "cosine", "iou", "magnitude")
+IOU_QUANTILE = 0.8  # a channel's map is "on" where it exceeds its own 80th percentile
+
+
+def rank_channels(features: np.ndarray, selection: np.ndarray, method: str = "cosine") -> np.ndarray:
+    """Scores [C] for features [C,H,W] (or [N,C,H,W], averaged over N) against a selection grid."""
+    if method not in RANK_METHODS:
+        raise ValueError(f"rank method must be one of {RANK_METHODS}")
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim == 3:
+        f = f[None]
+    sel = resample_grid(np.asarray(selection, np.float32), f.shape[-1]).astype(np.float64)
+    flat = f.reshape(f.shape[0], f.shape[1], -1)
+    s = sel.ravel()
+    if method == "dot":
+        scores = flat @ s
+    elif method == "magnitude":
+        scores = np.abs(flat).sum(-1)
+    elif method == "cosine":
+        norms = np.linalg.norm(flat, axis=-1) * (np.linalg.norm(s) + 1e-12)
+        scores = (flat @ s) / np.maximum(norms, 1e-12)
+    else:
+        on = flat > np.quantile(flat, IOU_QUANTILE, axis=-1, keepdims=True)
+        target = s > 0
+        inter = (on & target).sum(-1)
+        union = (on | target).sum(-1)
+        scores = inter / np.maximum(union, 1)
+    return scores.mean(0)
+
+
+def top_channels(scores: np.ndarray, n: int) -> list[int]:
+    """Indices of the n highest scores, best first."""
+    return [int(i) for i in np.argsort(-scores, kind="stable")[:n]]
+
+
+class FeatureHistory:
+    """Feature maps of one layer recorded across images, on disk, with bounded memory.
+
+    Maps are appended as float16 to `maps.f16` (one [C,H,W] record each); `index.json` lists the records;
+    the per-channel running sums (float64) give an exact mean and std without reading the records back.
+    """
+
+    def __init__(self, folder: str | Path, layer: str, shape: tuple[int, int, int]):
+        self.dir = Path(folder) / layer
+        self.layer, self.shape = layer, tuple(shape)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._index_path = self.dir / "index.json"
+        self.entries: list[dict] = []
+        self._sum = np.zeros(self.shape, np.float64)
+        self._sq = np.zeros(self.shape, np.float64)
+        if self._index_path.exists():
+            doc = json.loads(self._index_path.read_text())
+            if tuple(doc["shape"]) == self.shape:
+                self.entries = doc["entries"]
+                self._sum = np.load(self.dir / "sum.npy")
+                self._sq = np.load(self.dir / "sq.npy")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def append(self, maps: np.ndarray, label: str = "") -> None:
+        maps = np.asarray(maps, np.float32).reshape(self.shape)
+        with open(self.dir / "maps.f16", "ab") as f:
+            f.write(maps.astype(np.float16).tobytes())
+        self._sum += maps
+        self._sq += maps.astype(np.float64) ** 2
+        self.entries.append({"label": label})
+        np.save(self.dir / "sum.npy", self._sum)
+        np.save(self.dir / "sq.npy", self._sq)
+        write_text_atomic(self._index_path, json.dumps({"shape": list(self.shape), "entries": self.entries}))
+
+    def channel(self, c: int) -> np.ndarray:
+        """One channel's map for every recorded image: [N, H, W] (read through a memory map)."""
+        if not self.entries:
+            return np.zeros((0, *self.shape[1:]), np.float32)
+        mm = np.memmap(self.dir / "maps.f16", dtype=np.float16, mode="r", shape=(len(self.entries), *self.shape))
+        return np.asarray(mm[:, c], dtype=np.float32)
+
+    def mean(self) -> np.ndarray:
+        return (self._sum / max(len(self.entries), 1)).astype(np.float32)
+
+    def std(self) -> np.ndarray:
+        n = max(len(self.entries), 1)
+        return np.sqrt(np.maximum(self._sq / n - (self._sum / n) ** 2, 0)).astype(np.float32)
+
+    def clear(self) -> None:
+        for name in ("maps.f16", "sum.npy", "sq.npy", "index.json"):
+            (self.dir / name).unlink(missing_ok=True)
+        self.entries = []
+        self._sum[:] = 0
+        self._sq[:] = 0

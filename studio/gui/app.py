@@ -1,0 +1,352 @@
+"""The studio: one process, one Dear PyGui event loop, one render worker thread between the loop and the engine.
+
+Each frame the loop (1) takes the newest finished render from the worker and puts it on the canvas texture,
+(2) submits the state's edit stack when it changed since the last submission, (3) handles painting, (4) draws
+the status bar.  Widgets only write into the `StudioState`; the engine never sees a widget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import paths
+from ..engine.analysis import FeatureHistory
+from ..engine.edits import EditStack
+from ..engine.engine import Engine
+from ..engine.loaders import ModelLoadError
+from ..engine.modeldata import DataError
+from ..engine.recipe import RecipeError, write_png
+from .state import StudioState
+from .worker import RenderWorker
+
+NO_DISPLAY = ("error: no display to open the studio on (DISPLAY is not set).\n"
+              "  On a headless machine: xvfb-run -a ganstudio gui --screenshot shot.png\n"
+              "  Or use the command line: ganstudio generate / render / info (ganstudio --help)")
+
+
+def run_app(args) -> int:
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
+    from ..cli import _model_path
+
+    try:
+        engine = Engine.open(_model_path(args.model), args.data or paths.data_root(), device=args.device,
+                             half=args.half)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return StudioApp(engine).run(screenshot=args.screenshot, frames=args.frames)
+
+
+class StudioApp:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        layers = {li.name: (li.resolution, li.channels) for li in engine.layers()}
+        self.state = StudioState(EditStack(seed=0, psi=0.7), layers)
+        self.default_tab_layer = engine.renderer.default_layer(min(16, engine.config.resolution))
+        self.state.set_directions(engine.data.load_directions())
+        for tab in engine.data.load_tabs():
+            tab.active = False  # saved tabs come back switched off: the first image is the plain one
+            self.state.stack.tabs.append(tab)
+        if self.state.stack.tabs:
+            self.state.active_tab = 0
+        if engine.data.errors:
+            self.state.say("; ".join(engine.data.errors), error=True)
+        self.features: dict[str, np.ndarray] = {}
+        self.render_ms = 0.0
+        self.render_fps = 0.0
+        self._render_times: list[float] = []
+        self._submitted = -1
+        self._shown = -1
+        self._histories: dict[str, FeatureHistory] = {}
+        self.worker = RenderWorker(self._render_job)
+
+    # -------------------------------------------------------------------------------------------- rendering
+
+    def _render_job(self, payload: tuple[EditStack, tuple[str, ...]]) -> dict:
+        """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
+        stack, capture = payload
+        result = self.engine.render(stack, capture=capture)
+        return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
+                "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
+                "ms": result.ms, "first_stage": result.first_stage}
+
+    def _capture_layers(self) -> tuple[str, ...]:
+        tab = self.state.tab
+        return (tab.layers[0],) if tab else ()
+
+    def _pump(self) -> None:
+        done = self.worker.poll()
+        if done is not None and done.version > self._shown:
+            self._shown = done.version
+            if done.error is not None:
+                self.state.say(f"render failed: {done.error}", error=True)
+            else:
+                r = done.result
+                self.last = r
+                self.features = r["features"]
+                self.render_ms = r["ms"]
+                now = time.perf_counter()
+                self._render_times = [t for t in self._render_times if now - t < 1.0] + [now]
+                self.render_fps = len(self._render_times)
+                self.canvas.show(r["image"], self._overlay_map())
+                if self.state.record_history:
+                    self._record(r)
+        if self.state.version != self._submitted:
+            self._submitted = self.state.version
+            self.worker.submit(self.state.version, (self.state.stack.copy(), self._capture_layers()))
+
+    def _overlay_map(self) -> np.ndarray | None:
+        ch, tab = self.state.overlay_channel, self.state.tab
+        if ch is None or tab is None:
+            return None
+        f = self.features.get(tab.layers[0])
+        return None if f is None or ch >= f.shape[0] else f[ch]
+
+    def redraw_canvas(self) -> None:
+        self.canvas.redraw(self._overlay_map())
+
+    # -------------------------------------------------------------------------------------------- actions
+
+    def push_previous(self) -> None:
+        self.canvas.push_previous()
+
+    def generate(self) -> None:
+        self.push_previous()
+        self.state.set_seed(random.randrange(2**31))
+        self.generate_panel.refresh()
+        self._log_latent_next = True
+
+    def update(self) -> None:
+        self.push_previous()
+        self.state.touch()
+
+    def toggle_previous(self) -> None:
+        self.state.show_previous = not self.state.show_previous
+        self.redraw_canvas()
+
+    def set_base(self) -> None:
+        if getattr(self, "last", None) is not None:
+            self.state.stack.base = self.last["ws"].copy()
+            self.state.touch()
+            self.state.say("base set: the quality slider now interpolates toward this image")
+
+    def reset_base(self) -> None:
+        self.state.stack.base = self.engine.data.average_latent()
+        self.state.touch()
+        self.state.say("base reset to the average latent")
+
+    def import_png(self, path: str) -> None:
+        path = path.strip()
+        try:
+            recipe = self.engine.read_png(path)
+        except (RecipeError, OSError) as e:
+            self.state.say(str(e), error=True)
+            return
+        self.push_previous()
+        self.state.stack = recipe.stack
+        self.state.active_tab = 0 if recipe.stack.tabs else None
+        known = self.engine.data.load_directions()
+        if known and not recipe.stack.directions:
+            self.state.set_directions(known)
+        self.state.touch()
+        self.refresh_panels()
+        self.state.say(f"imported {Path(path).name}" + (" (original GanStudio latent)" if recipe.legacy else ""))
+
+    def save_png(self, path: str) -> None:
+        r = getattr(self, "last", None)
+        if r is None:
+            return
+        from ..engine.recipe import recipe_json
+
+        recipe = recipe_json(r["stack"], r["ws"], self.engine.model.sha256, self.engine.model.name, self.engine.device)
+        try:
+            out = write_png(path, r["image"], recipe)
+        except OSError as e:
+            self.state.say(f"could not save: {e}", error=True)
+            return
+        self.state.say(f"saved {out}")
+
+    def favourite(self) -> None:
+        r = getattr(self, "last", None)
+        if r is not None:
+            name = f"favourite_{int(time.time() * 1000)}.png"
+            self.save_png(str(self.engine.data.dir / "favourites" / name))
+            self.engine.data.log_latent(r["ws"], r["stack"].seed, name, tag="favourite")
+
+    def save_tab(self) -> None:
+        tab = self.state.tab
+        if tab is None:
+            return
+        try:
+            path = self.engine.data.save_tab(tab)
+            self.state.say(f"saved tab to {path}")
+        except (OSError, DataError) as e:
+            self.state.say(f"could not save the tab: {e}", error=True)
+        self.spatial.refresh()
+
+    def history(self) -> FeatureHistory | None:
+        tab = self.state.tab
+        if tab is None:
+            return None
+        layer = tab.layers[0]
+        if layer not in self._histories:
+            res, ch = self.state.layers[layer]
+            self._histories[layer] = FeatureHistory(self.engine.data.dir / "history", layer, (ch, res, res))
+        return self._histories[layer]
+
+    def _record(self, r: dict) -> None:
+        hist = self.history()
+        if hist is not None and hist.layer in r["features"]:
+            hist.append(r["features"][hist.layer], label=f"seed {r['stack'].seed}")
+
+    def refresh_panels(self) -> None:
+        for panel in (self.generate_panel, self.attributes, self.spatial, self.fmaps):
+            panel.refresh()
+
+    # -------------------------------------------------------------------------------------------- keyboard
+
+    def _typing(self) -> bool:
+        import dearpygui.dearpygui as dpg
+
+        item = dpg.get_focused_item()
+        return bool(item) and "Input" in dpg.get_item_type(item)
+
+    def _key(self, key) -> None:
+        import dearpygui.dearpygui as dpg
+
+        if self._typing():
+            return
+        ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
+        actions = {
+            (dpg.mvKey_G, False): self.generate, (dpg.mvKey_U, False): self.update,
+            (dpg.mvKey_Spacebar, False): self.toggle_previous, (dpg.mvKey_F, False): self.favourite,
+            (dpg.mvKey_Z, True): lambda: (self.state.undo(), self.spatial.refresh()),
+            (dpg.mvKey_Y, True): lambda: (self.state.redo(), self.spatial.refresh()),
+            (dpg.mvKey_S, True): self.save_tab,
+            (dpg.mvKey_R, False): lambda: setattr(self.state, "record_history", not self.state.record_history),
+        }
+        action = actions.get((key, ctrl))
+        if action:
+            action()
+
+    # -------------------------------------------------------------------------------------------- layout
+
+    def build(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        from .canvas import Canvas
+        from .panel_attributes import AttributesPanel
+        from .panel_fmaps import FmapsPanel
+        from .panel_generate import GeneratePanel
+        from .panel_spatial import SpatialPanel
+        from .statusbar import StatusBar
+
+        self.canvas = Canvas(self.state, self.engine.config.resolution)
+        self.generate_panel = GeneratePanel(self)
+        self.attributes = AttributesPanel(self)
+        self.spatial = SpatialPanel(self)
+        self.fmaps = FmapsPanel(self)
+        self.statusbar = StatusBar(self)
+        with dpg.window(tag="main", no_scrollbar=True):
+            with dpg.menu_bar():
+                with dpg.menu(label="File"):
+                    dpg.add_menu_item(label="Save tab", shortcut="Ctrl+S", callback=self.save_tab)
+                    dpg.add_menu_item(label="Favourite", shortcut="F", callback=self.favourite)
+                    dpg.add_menu_item(label="Quit", callback=lambda: dpg.stop_dearpygui())
+                with dpg.menu(label="Edit"):
+                    dpg.add_menu_item(label="Undo stroke", shortcut="Ctrl+Z", callback=lambda: self._key(dpg.mvKey_Z))
+                    dpg.add_menu_item(label="Redo stroke", shortcut="Ctrl+Y", callback=lambda: self._key(dpg.mvKey_Y))
+                with dpg.menu(label="View"):
+                    dpg.add_menu_item(label="Toggle previous", shortcut="Space", callback=self.toggle_previous)
+                with dpg.menu(label="Help"):
+                    dpg.add_text("G generate, U update, Space previous, F favourite, R record,\n"
+                                 "Ctrl+Z/Y undo/redo strokes, Ctrl+S save tab.\n"
+                                 "Paint: left +1, right -1, ctrl erase; drag paints a rectangle.")
+            with dpg.group(horizontal=True):
+                with dpg.group():
+                    self.canvas.build()
+                with dpg.child_window(width=-1, height=-40):
+                    with dpg.tab_bar():
+                        for label, panel in (("Generate", self.generate_panel), ("Attributes", self.attributes),
+                                             ("Spatial", self.spatial), ("Feature maps", self.fmaps)):
+                            with dpg.tab(label=label, tag=f"tab_{label.split()[0].lower()}"):
+                                panel.build()
+            dpg.add_separator()
+            self.statusbar.build()
+        with dpg.handler_registry():
+            dpg.add_key_press_handler(callback=lambda s, key: self._key(key))
+        dpg.set_primary_window("main", True)
+
+    # -------------------------------------------------------------------------------------------- loop
+
+    def run(self, screenshot: str | None = None, frames: int = 30) -> int:
+        import dearpygui.dearpygui as dpg
+
+        dpg.create_context()
+        try:
+            self.build()
+            dpg.create_viewport(title=f"GAN Studio - {self.engine.model.name}", width=1180, height=700,
+                                x_pos=0, y_pos=0, decorated=os.environ.get("GANSTUDIO_UNDECORATED") is None)
+            dpg.setup_dearpygui()
+            dpg.show_viewport()
+            probe = os.environ.get("GANSTUDIO_PROBE")
+            frame, shot_frame = 0, None
+            while dpg.is_dearpygui_running():
+                self._pump()
+                self.canvas.handle_mouse()
+                self.canvas.draw_grid()
+                self.statusbar.update()
+                if frame % 5 == 0:
+                    self.fmaps.refresh()
+                dpg.render_dearpygui_frame()
+                frame += 1
+                if probe and frame % 3 == 0:
+                    self._write_probe(probe, frame)
+                if screenshot:
+                    if shot_frame is None and frame >= frames and self._shown == self.state.version:
+                        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+                        dpg.output_frame_buffer(file=screenshot)
+                        shot_frame = frame
+                    elif shot_frame is not None and (Path(screenshot).exists() or frame > shot_frame + 60):
+                        break
+        finally:
+            self.worker.stop()
+            dpg.destroy_context()
+        return 0
+
+    def _write_probe(self, path: str, frame: int) -> None:
+        """State for GUI tests: what is shown, the last message, and where the widgets are on the screen."""
+        import dearpygui.dearpygui as dpg
+
+        tab = self.state.tab
+        rects = {}
+        for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
+                     "tab_spatial", "tab_generate"):
+            if dpg.does_item_exist(item) and dpg.is_item_visible(item):
+                rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
+        image = self.canvas.image
+        doc = {
+            "frame": frame, "version": self.state.version, "shown": self._shown, "message": self.state.message,
+            "error": self.state.message_is_error, "rects": rects, "grid": self.state.tab_grid(),
+            "tab": None if tab is None else {"name": tab.name, "value": tab.value, "layer": tab.layers[0],
+                                             "selection_sum": float(np.abs(tab.selection).sum()),
+                                             "channels": int(np.count_nonzero(tab.weights[tab.layers[0]]))},
+            "seed": self.state.stack.seed, "render_ms": self.render_ms,
+            "image_mean": None if image is None else float(image.mean()),
+        }
+        if image is not None and getattr(self, "_probed_image", None) is not image:
+            self._probed_image = image
+            write_png(f"{path}.png", image, None)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, path)

@@ -1,0 +1,163 @@
+"""The canvas: the current image as a raw float texture (integer zoom, nearest), the active tab's selection grid,
+painting with the mouse, and the feature-map overlay.  A small second view shows the previous image."""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from .state import StudioState
+
+VIEW = 512  # the canvas is at most this many pixels on a side
+THUMB = 128
+POSITIVE, NEGATIVE, POSITIVE_CB = (60, 220, 60), (230, 50, 50), (60, 120, 255)
+
+
+def zoom_for(resolution: int) -> int:
+    return max(1, VIEW // resolution)
+
+
+def upscale(img: np.ndarray, zoom: int) -> np.ndarray:
+    """Nearest-neighbour integer zoom (textures have no filter option, so the texture holds the zoomed image)."""
+    return np.repeat(np.repeat(img, zoom, axis=0), zoom, axis=1) if zoom > 1 else img
+
+
+def overlay_colours(fmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One feature map -> (RGB colour, alpha) per cell: blue positive, red negative, alpha ~ |value|."""
+    peak = float(np.abs(fmap).max()) or 1.0
+    v = fmap / peak
+    rgb = np.where(v[..., None] >= 0, np.array([0.2, 0.4, 1.0]), np.array([1.0, 0.15, 0.15]))
+    return rgb.astype(np.float32), (np.abs(v) * 0.75).astype(np.float32)
+
+
+class Canvas:
+    def __init__(self, state: StudioState, resolution: int):
+        self.state = state
+        self.res = resolution
+        self.zoom = zoom_for(resolution)
+        self.size = resolution * self.zoom
+        self.rgba = np.zeros((self.size, self.size, 4), np.float32)
+        self.rgba[..., 3] = 1
+        self.thumb = np.zeros((THUMB, THUMB, 4), np.float32)
+        self.thumb[..., 3] = 1
+        self.image: np.ndarray | None = None  # current uint8 HxWx3
+        self.previous: np.ndarray | None = None
+        self._drag: tuple[tuple[int, int], str] | None = None
+        self._last_cell: tuple[int, int] | None = None
+        self._drawn_cells: tuple | None = None
+
+    def build(self) -> None:
+        # raw textures read these numpy buffers every frame (zero-copy): write into them, never replace them
+        self._flat = (self.rgba.reshape(-1), self.thumb.reshape(-1))
+        with dpg.texture_registry():
+            dpg.add_raw_texture(self.size, self.size, self._flat[0], format=dpg.mvFormat_Float_rgba, tag="tex_image")
+            dpg.add_raw_texture(THUMB, THUMB, self._flat[1], format=dpg.mvFormat_Float_rgba, tag="tex_prev")
+        with dpg.drawlist(width=self.size, height=self.size, tag="canvas"):
+            dpg.draw_image("tex_image", (0, 0), (self.size, self.size))
+            dpg.add_draw_layer(tag="layer_grid")
+            dpg.add_draw_layer(tag="layer_cells")
+            dpg.add_draw_layer(tag="layer_drag")
+        with dpg.group(horizontal=True):
+            dpg.add_image("tex_prev", width=THUMB, height=THUMB, tag="thumb_prev")
+            dpg.add_text("previous image\n(Space: toggle)", color=(160, 160, 160))
+
+    # -------------------------------------------------------------------------------------------- images
+
+    def show(self, image: np.ndarray, fmap: np.ndarray | None) -> None:
+        """Put a new image (uint8 HxWx3) on the canvas, with the overlay map if one is chosen."""
+        self.image = image
+        self.redraw(fmap)
+
+    def push_previous(self) -> None:
+        if self.image is not None:
+            self.previous = self.image
+            step = max(1, self.previous.shape[0] // THUMB)
+            small = self.previous[::step, ::step]
+            small = upscale(small, max(1, THUMB // small.shape[0]))[:THUMB, :THUMB]
+            self.thumb[: small.shape[0], : small.shape[1], :3] = small / 255.0
+
+    def redraw(self, fmap: np.ndarray | None) -> None:
+        img = self.previous if self.state.show_previous and self.previous is not None else self.image
+        if img is None:
+            return
+        rgb = img.astype(np.float32) / 255.0
+        if fmap is not None and not self.state.show_previous:
+            colour, alpha = overlay_colours(fmap)
+            f = self.res // fmap.shape[0]
+            colour, alpha = upscale(colour, f), upscale(alpha, f)[..., None]
+            rgb = rgb * (1 - alpha) + colour * alpha
+        self.rgba[..., :3] = upscale(rgb, self.zoom)
+
+    # -------------------------------------------------------------------------------------------- grid
+
+    def draw_grid(self) -> None:
+        """Grid lines and the painted cells of the active tab (redrawn only when they change)."""
+        st = self.state
+        grid = st.tab_grid()
+        tab = st.tab
+        key = (grid, st.show_grid, st.colour_blind, id(tab.selection) if tab else None)
+        if key == self._drawn_cells:
+            return
+        self._drawn_cells = key
+        dpg.delete_item("layer_grid", children_only=True)
+        dpg.delete_item("layer_cells", children_only=True)
+        if grid is None or not st.show_grid:
+            return
+        cell = self.size / grid
+        for i in range(grid + 1):
+            p = i * cell
+            dpg.draw_line((p, 0), (p, self.size), color=(255, 255, 255, 60), parent="layer_grid")
+            dpg.draw_line((0, p), (self.size, p), color=(255, 255, 255, 60), parent="layer_grid")
+        sel = tab.selection
+        peak = max(float(np.abs(sel).max()), 1.0)
+        pos = POSITIVE_CB if st.colour_blind else POSITIVE
+        for r, c in zip(*np.nonzero(sel), strict=True):
+            v = float(sel[r, c])
+            strength = abs(v) / peak
+            colour = (*(pos if v > 0 else NEGATIVE), int(90 + 165 * strength))
+            inset = cell * (0.4 - 0.3 * strength)
+            dpg.draw_rectangle((c * cell + inset, r * cell + inset), ((c + 1) * cell - inset, (r + 1) * cell - inset),
+                               color=colour, fill=(*colour[:3], int(40 * strength)),
+                               thickness=1 + 2 * strength, parent="layer_cells")
+
+    # -------------------------------------------------------------------------------------------- painting
+
+    def cell_at(self, pos: tuple[float, float]) -> tuple[int, int] | None:
+        grid = self.state.tab_grid()
+        if grid is None:
+            return None
+        cell = self.size / grid
+        r, c = int(pos[1] // cell), int(pos[0] // cell)
+        return min(max(r, 0), grid - 1), min(max(c, 0), grid - 1)
+
+    def handle_mouse(self) -> None:
+        """Press starts a stroke on a cell; release paints the rectangle between the two cells."""
+        left = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
+        right = dpg.is_mouse_button_down(dpg.mvMouseButton_Right)
+        hovered = dpg.is_item_hovered("canvas")
+        pos = dpg.get_drawing_mouse_pos() if hovered else None
+        if self._drag is None:
+            if hovered and (left or right):
+                cell = self.cell_at(pos)
+                if cell is not None:
+                    ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
+                    self._drag = (cell, "0" if ctrl else ("+" if left else "-"))
+            return
+        start, mode = self._drag
+        end = self.cell_at(pos) if pos is not None else self._last_cell
+        if end is not None:
+            self._last_cell = end
+            self._draw_drag(start, end)
+        if not (left or right):
+            self._drag = None
+            dpg.delete_item("layer_drag", children_only=True)
+            if end is not None:
+                self.state.paint(start, end, mode)
+
+    def _draw_drag(self, a: tuple[int, int], b: tuple[int, int]) -> None:
+        cell = self.size / self.state.tab_grid()
+        dpg.delete_item("layer_drag", children_only=True)
+        r0, r1 = sorted((a[0], b[0]))
+        c0, c1 = sorted((a[1], b[1]))
+        dpg.draw_rectangle((c0 * cell, r0 * cell), ((c1 + 1) * cell, (r1 + 1) * cell), color=(255, 255, 0, 200),
+                           thickness=2, parent="layer_drag")

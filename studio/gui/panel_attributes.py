@@ -1,0 +1,53 @@
+"""Attributes panel: one slider per attribute direction of the model's data folder (w += alpha * d)."""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+
+
+class AttributesPanel:
+    LIMIT = 3.0  # the original's -30..30 slider divided by 10
+
+    def __init__(self, app):
+        self.app = app
+        self.state = app.state
+
+    def build(self) -> None:
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag="attr_filter", hint="filter", width=160,
+                               callback=lambda s, a: dpg.set_value("attr_list", a))
+            dpg.add_button(label="Reset", callback=self._reset)
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag="attr_combine_name", hint="name", width=160)
+            dpg.add_button(label="Combine into new", callback=self._combine)
+        with dpg.filter_set(tag="attr_list"):
+            pass
+        self.refresh()
+
+    def refresh(self) -> None:
+        dpg.delete_item("attr_list", children_only=True)
+        if not self.state.stack.directions:
+            dpg.add_text("This model's data folder has no attribute directions.", parent="attr_list",
+                         filter_key="")
+        for d in self.state.stack.directions:
+            dpg.add_slider_float(label=d.name, filter_key=d.name, parent="attr_list", width=220,
+                                 min_value=-self.LIMIT, max_value=self.LIMIT, default_value=d.strength,
+                                 user_data=d.name, callback=lambda s, a, u: self.state.set_direction_strength(u, a))
+
+    def _reset(self) -> None:
+        for d in self.state.stack.directions:
+            d.strength = 0.0
+        self.state.touch()
+        self.refresh()
+
+    def _combine(self) -> None:
+        name = dpg.get_value("attr_combine_name").strip() or "combined"
+        try:
+            direction = self.state.combined_direction(name)
+        except ValueError as e:
+            self.state.say(str(e), error=True)
+            return
+        self.app.engine.data.add_direction(direction)
+        self.state.set_directions(self.app.engine.data.load_directions())
+        self.refresh()
+        self.state.say(f"saved attribute {name!r}")

@@ -1,0 +1,160 @@
+"""Spatial panel: tabs (add at a layer, rename, delete, save, load), channel weights, the slider, painting options."""
+
+from __future__ import annotations
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from ..engine.edits import EditError, format_channel_list
+from ..engine.modeldata import DataError
+
+
+class SpatialPanel:
+    def __init__(self, app):
+        self.app = app
+        self.state = app.state
+
+    def _layer_labels(self) -> list[str]:
+        return [f"{name}  ({res}x{res}, {ch} ch)" for name, (res, ch) in self.state.layers.items()]
+
+    def build(self) -> None:
+        st = self.state
+        labels = self._layer_labels()
+        default = next((lab for lab in labels if lab.startswith(self.app.default_tab_layer)), labels[0])
+        with dpg.group(horizontal=True):
+            dpg.add_combo(labels, tag="tab_layer", default_value=default, width=230)
+            dpg.add_input_text(tag="tab_name", hint="tab name", width=110)
+            dpg.add_button(label="Add tab", tag="btn_add_tab", callback=self._add)
+        dpg.add_listbox([], tag="tab_list", num_items=4, width=-1, callback=self._select)
+        with dpg.group(horizontal=True):
+            dpg.add_checkbox(label="active", tag="tab_active", callback=self._active)
+            dpg.add_button(label="Rename", callback=self._rename)
+            dpg.add_button(label="Delete", callback=lambda: (st.delete_tab(), self.refresh()))
+            dpg.add_button(label="Save (Ctrl+S)", callback=lambda: self.app.save_tab())
+        with dpg.group(horizontal=True):
+            dpg.add_combo([], tag="tab_saved", width=180)
+            dpg.add_button(label="Load", callback=self._load)
+        dpg.add_separator()
+        dpg.add_slider_float(label="", tag="tab_value", min_value=-200, max_value=200, width=300,
+                             callback=self._value)
+        dpg.add_text("", tag="tab_mult")
+        dpg.add_text("channels (a,b,c  a-b  kxN)")
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag="tab_weights", width=260, on_enter=True, callback=self._weights)
+            dpg.add_button(label="Set", callback=self._weights)
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Randomize", callback=self._randomize)
+            dpg.add_button(label="Zero all", callback=lambda: self._set_weights(None))
+            dpg.add_button(label="Clear selection", callback=self._clear_selection)
+        with dpg.group(horizontal=True):
+            dpg.add_checkbox(label="no overlap", callback=lambda s, a: setattr(st, "overlap", not a))
+            dpg.add_checkbox(label="colour-blind", callback=lambda s, a: setattr(st, "colour_blind", a))
+            dpg.add_checkbox(label="grid", default_value=True, callback=lambda s, a: setattr(st, "show_grid", a))
+        with dpg.group(horizontal=True):
+            dpg.add_button(label="Undo (Ctrl+Z)", callback=lambda: (st.undo(), self.refresh()))
+            dpg.add_button(label="Redo (Ctrl+Y)", callback=lambda: (st.redo(), self.refresh()))
+        dpg.add_text("non-zero weights (editable)")
+        with dpg.table(tag="tab_table", header_row=True, height=150, scrollY=True, policy=dpg.mvTable_SizingFixedFit):
+            dpg.add_table_column(label="channel")
+            dpg.add_table_column(label="weight")
+        self.refresh()
+
+    def refresh(self) -> None:
+        st = self.state
+        dpg.configure_item("tab_list", items=[("* " if t.effective() else "  ") + t.name for t in st.stack.tabs])
+        dpg.configure_item("tab_saved", items=self.app.engine.data.tab_names())
+        tab = st.tab
+        dpg.delete_item("tab_table", children_only=True, slot=1)
+        if tab is None:
+            dpg.set_value("tab_mult", "no tab: add one at a layer, then paint on the image")
+            return
+        dpg.set_value("tab_list", ("* " if tab.effective() else "  ") + tab.name)
+        dpg.set_value("tab_active", tab.active)
+        dpg.set_value("tab_value", tab.value)
+        dpg.set_value("tab_mult", f"x {tab.multiplier:.1f}   at {', '.join(tab.layers)}")
+        w = tab.weights[tab.layers[0]]
+        dpg.set_value("tab_weights", format_channel_list(w))
+        for ch in np.flatnonzero(w)[:256]:
+            with dpg.table_row(parent="tab_table"):
+                dpg.add_text(str(ch))
+                dpg.add_input_float(default_value=float(w[ch]), width=90, step=0, user_data=int(ch), on_enter=True,
+                                    callback=self._edit_weight)
+
+    def _add(self) -> None:
+        layer = dpg.get_value("tab_layer").split()[0]
+        name = dpg.get_value("tab_name").strip() or f"tab_{layer}"
+        self.state.add_tab(name, layer)
+        self.refresh()
+
+    def _select(self, sender, label: str) -> None:
+        name = label[2:]
+        for i, t in enumerate(self.state.stack.tabs):
+            if t.name == name:
+                self.state.active_tab = i
+        self.refresh()
+
+    def _active(self, sender, value: bool) -> None:
+        if self.state.tab:
+            self.state.tab.active = bool(value)
+            self.state.touch()
+            self.refresh()
+
+    def _rename(self) -> None:
+        new = dpg.get_value("tab_name").strip()
+        if self.state.tab and new:
+            self.state.tab.name = new
+            self.state.touch()
+            self.refresh()
+
+    def _load(self) -> None:
+        name = dpg.get_value("tab_saved")
+        if not name:
+            return
+        try:
+            self.state.replace_tab(self.app.engine.data.load_tab(self.app.engine.data.tab_path(name)))
+            self.state.say(f"loaded tab {name!r}")
+        except DataError as e:
+            self.state.say(str(e), error=True)
+        self.refresh()
+
+    def _value(self, sender, value: float) -> None:
+        if self.state.tab:
+            self.state.tab.value = float(value)
+            dpg.set_value("tab_mult", f"x {self.state.tab.multiplier:.1f}   at {', '.join(self.state.tab.layers)}")
+            self.state.touch()
+
+    def _weights(self) -> None:
+        if self.state.tab is None:
+            return
+        try:
+            self.state.set_weights_text(dpg.get_value("tab_weights"))
+            self.state.say(f"{int(np.count_nonzero(self.state.tab.weights[self.state.tab.layers[0]]))} channels set")
+        except EditError as e:
+            self.state.say(str(e), error=True)
+        self.refresh()
+
+    def _set_weights(self, values: np.ndarray | None) -> None:
+        tab = self.state.tab
+        if tab is None:
+            return
+        layer = tab.layers[0]
+        tab.weights[layer] = np.zeros_like(tab.weights[layer]) if values is None else values.astype(np.float32)
+        self.state.touch()
+        self.refresh()
+
+    def _randomize(self) -> None:
+        if self.state.tab is not None:
+            n = self.state.tab.weights[self.state.tab.layers[0]].shape[0]
+            self._set_weights(np.random.default_rng().standard_normal(n))
+
+    def _edit_weight(self, sender, value: float, channel: int) -> None:
+        tab = self.state.tab
+        w = tab.weights[tab.layers[0]].copy()
+        w[channel] = value
+        self._set_weights(w)
+
+    def _clear_selection(self) -> None:
+        tab = self.state.tab
+        if tab is not None:
+            self.state.paint((0, 0), (tab.selection.shape[0] - 1,) * 2, "0")
+            self.refresh()

@@ -1,0 +1,178 @@
+"""The studio's one state object. Widgets write into it; the app turns it into render requests.
+
+Nothing here imports Dear PyGui: painting, undo and tab management are plain functions of the state and are
+tested headless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.edits import Direction, EditStack, SpatialTab, parse_channel_list
+
+
+@dataclass
+class Stroke:
+    """One painting action on a tab's selection, for undo/redo."""
+
+    tab: str
+    before: np.ndarray
+    after: np.ndarray
+
+
+@dataclass
+class StudioState:
+    stack: EditStack
+    layers: dict[str, tuple[int, int]]  # layer -> (resolution, channels)
+    active_tab: int | None = None
+    overlap: bool = True  # values accumulate; False caps cells at +-1 ("no selection overlap")
+    colour_blind: bool = False
+    show_grid: bool = True
+    overlay_channel: int | None = None
+    show_previous: bool = False
+    rank_method: str = "cosine"
+    ranked: list[tuple[int, float]] = field(default_factory=list)
+    record_history: bool = False
+    message: str = ""
+    message_is_error: bool = False
+    version: int = 0  # bumped by every change that needs a new render
+    undo_stack: list[Stroke] = field(default_factory=list)
+    redo_stack: list[Stroke] = field(default_factory=list)
+
+    # -------------------------------------------------------------------------------------------- basics
+
+    def touch(self) -> None:
+        self.version += 1
+
+    def say(self, text: str, error: bool = False) -> None:
+        self.message, self.message_is_error = text, error
+
+    @property
+    def tab(self) -> SpatialTab | None:
+        tabs = self.stack.tabs
+        if self.active_tab is None or not 0 <= self.active_tab < len(tabs):
+            return None
+        return tabs[self.active_tab]
+
+    def tab_grid(self) -> int | None:
+        """Resolution of the active tab's selection grid."""
+        tab = self.tab
+        return None if tab is None else tab.selection.shape[0]
+
+    # -------------------------------------------------------------------------------------------- latent
+
+    def set_seed(self, seed: int) -> None:
+        self.stack.seed, self.stack.z, self.stack.w = int(seed), None, None
+        self.stack.noise_seed = int(seed)
+        self.touch()
+
+    def set_directions(self, directions: list[Direction]) -> None:
+        strengths = {d.name: d.strength for d in self.stack.directions}
+        self.stack.directions = [Direction(d.name, d.vector, strengths.get(d.name, 0.0)) for d in directions]
+        self.touch()
+
+    def set_direction_strength(self, name: str, strength: float) -> None:
+        for d in self.stack.directions:
+            if d.name == name:
+                d.strength = float(strength)
+        self.touch()
+
+    def combined_direction(self, name: str) -> Direction:
+        """sum_k alpha_k a_k of the current sliders, saved as a new attribute (the original's "combine")."""
+        total = sum((d.strength * d.vector for d in self.stack.directions if d.strength), np.zeros(1, np.float32))
+        if not np.any(total):
+            raise ValueError("move at least one attribute slider before combining")
+        return Direction(name, np.asarray(total, np.float32), 0.0)
+
+    # -------------------------------------------------------------------------------------------- tabs
+
+    def add_tab(self, name: str, layer: str) -> SpatialTab:
+        res, channels = self.layers[layer]
+        names = {t.name for t in self.stack.tabs}
+        base, k = name, 2
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        tab = SpatialTab(name, [layer], np.zeros((res, res), np.float32), {layer: np.zeros(channels, np.float32)})
+        self.stack.tabs.append(tab)
+        self.active_tab = len(self.stack.tabs) - 1
+        self.touch()
+        return tab
+
+    def replace_tab(self, tab: SpatialTab) -> None:
+        """Add a loaded tab, replacing one of the same name."""
+        for i, t in enumerate(self.stack.tabs):
+            if t.name == tab.name:
+                self.stack.tabs[i] = tab
+                self.active_tab = i
+                break
+        else:
+            self.stack.tabs.append(tab)
+            self.active_tab = len(self.stack.tabs) - 1
+        self.touch()
+
+    def delete_tab(self) -> None:
+        if self.tab is None:
+            return
+        del self.stack.tabs[self.active_tab]
+        self.active_tab = (len(self.stack.tabs) - 1) if self.stack.tabs else None
+        self.touch()
+
+    def set_weights_text(self, text: str) -> None:
+        """Channel weights from the list syntax (`a,b,c`, `a-b`, `kxN`) for the tab's first layer."""
+        tab = self.tab
+        layer = tab.layers[0]
+        parsed = parse_channel_list(text, self.layers[layer][1])
+        w = np.zeros(self.layers[layer][1], np.float32)
+        for ch, k in parsed.items():
+            w[ch] = k
+        tab.weights[layer] = w
+        self.touch()
+
+    # -------------------------------------------------------------------------------------------- painting
+
+    def paint(self, cell0: tuple[int, int], cell1: tuple[int, int], mode: str) -> None:
+        """Paint the rectangle between two cells: mode '+' adds 1, '-' subtracts 1, '0' erases."""
+        tab = self.tab
+        if tab is None:
+            return
+        before = tab.selection.copy()
+        sel = before.copy()
+        (r0, c0), (r1, c1) = cell0, cell1
+        rs = slice(min(r0, r1), max(r0, r1) + 1)
+        cs = slice(min(c0, c1), max(c0, c1) + 1)
+        if mode == "0":
+            sel[rs, cs] = 0
+        else:
+            step = 1.0 if mode == "+" else -1.0
+            sel[rs, cs] += step
+            if not self.overlap:
+                sel[rs, cs] = np.clip(sel[rs, cs], -1, 1)
+        if np.array_equal(sel, before):
+            return
+        tab.selection = sel
+        self.undo_stack.append(Stroke(tab.name, before, sel))
+        self.redo_stack.clear()
+        self.touch()
+
+    def _apply_stroke(self, stroke: Stroke, undo: bool) -> bool:
+        for i, t in enumerate(self.stack.tabs):
+            if t.name == stroke.tab:
+                t.selection = (stroke.before if undo else stroke.after).copy()
+                self.active_tab = i
+                self.touch()
+                return True
+        return False
+
+    def undo(self) -> None:
+        if self.undo_stack:
+            stroke = self.undo_stack.pop()
+            if self._apply_stroke(stroke, undo=True):
+                self.redo_stack.append(stroke)
+
+    def redo(self) -> None:
+        if self.redo_stack:
+            stroke = self.redo_stack.pop()
+            if self._apply_stroke(stroke, undo=False):
+                self.undo_stack.append(stroke)

@@ -1,0 +1,352 @@
+"""Train the bundled StyleGAN2 on procedural portraits; resumable, in time-boxed chunks.
+
+Two terms, weighted by the preset:
+  reconstruction  every z has a target portrait render(params_from_z(z)); L1 + L2 between G(z) and it.
+                  This is the "parameter encoder" route of training-notes.md with the mapping network itself as
+                  the encoder: the result is an ordinary unconditional StyleGAN2 (z -> mapping -> w -> synthesis).
+  adversarial     non-saturating logistic loss against a residual discriminator with minibatch std,
+                  lazy R1 (gamma = 0.0002 res^2 / batch by default), style mixing for the adversarial samples.
+Plus: EMA generator (half-life in kimg with ramp-up), w_avg tracked during training, Adam(0, 0.99),
+mapping lr multiplier 0.01 (in the network), bf16 autocast on a GPU.
+
+    python -m studio.train.gan --preset cpu64 --out runs/bundled --minutes 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..engine.files import write_atomic
+from ..engine.loaders import save_model
+from ..engine.network import Generator, GeneratorConfig
+from ..portraits.render import render_dataset
+
+
+@dataclass
+class TrainConfig:
+    generator: dict = field(default_factory=lambda: dict(
+        z_dim=64, w_dim=128, resolution=64, mapping_layers=4, channel_base=2048, channel_max=128,
+        architecture="skip", conv_clamp=None))
+    dataset_size: int = 50_000
+    dataset_seed: int = 1234
+    batch: int = 32
+    lr: float = 0.002
+    recon_weight: float = 1.0
+    adv_weight: float = 0.0
+    r1_gamma: float | None = None  # None: 0.0002 * res^2 / batch
+    r1_interval: int = 16
+    style_mixing: float = 0.9  # applied to adversarial samples only (reconstruction needs the paired target)
+    ema_kimg: float = 2.0
+    ema_rampup: float = 0.05
+    w_avg_beta: float = 0.995
+    lr_decay_kimg: float = 0.0  # cosine decay of the learning rate to 10% over this many kimg (0 = constant)
+
+
+PRESETS = {
+    # the bundled model on a 2-core CPU: pure reconstruction, 64 px
+    "cpu64": TrainConfig(),
+    # the same with an adversarial term for sharpness, for a GPU
+    "gpu64": TrainConfig(batch=64, adv_weight=0.1),
+}
+
+
+# ------------------------------------------------------------------------------------------------ discriminator
+
+
+class EqConv(nn.Module):
+    """Conv with equalised learning rate (weight * 1/sqrt(fan_in) at run time)."""
+
+    def __init__(self, cin: int, cout: int, k: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.gain = 1 / math.sqrt(cin * k * k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.gain, self.bias, padding=self.weight.shape[-1] // 2)
+
+
+def lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.2) * math.sqrt(2)
+
+
+class DBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv0, self.conv1, self.skip = EqConv(cin, cin, 3), EqConv(cin, cout, 3), EqConv(cin, cout, 1, False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.skip(F.avg_pool2d(x, 2))
+        x = F.avg_pool2d(lrelu(self.conv1(lrelu(self.conv0(x)))), 2)
+        return (x + y) * math.sqrt(0.5)
+
+
+class Discriminator(nn.Module):
+    """Residual discriminator: fromRGB, blocks down to 4x4, minibatch std, conv, fc, fc."""
+
+    def __init__(self, resolution: int, channel_base: int, channel_max: int, mbstd_group: int = 4):
+        super().__init__()
+        ch = lambda r: min(channel_base // r, channel_max)  # noqa: E731
+        self.fromrgb = EqConv(3, ch(resolution), 1)
+        self.blocks = nn.ModuleList(DBlock(ch(r), ch(r // 2)) for r in (2**i for i in range(
+            int(math.log2(resolution)), 2, -1)))
+        self.group = mbstd_group
+        self.conv = EqConv(ch(4) + 1, ch(4), 3)
+        self.fc = nn.Linear(ch(4) * 16, ch(4))
+        self.out = nn.Linear(ch(4), 1)
+
+    def forward(self, img: Tensor) -> Tensor:
+        x = lrelu(self.fromrgb(img))
+        for b in self.blocks:
+            x = b(x)
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        y = x.reshape(g, -1, c, h, w)
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=[1, 2, 3])  # [n/g]
+        y = y.reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
+        x = lrelu(self.conv(torch.cat([x, y], 1)))
+        return self.out(lrelu(self.fc(x.flatten(1))))
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def _render_chunk(args: tuple[np.ndarray, int]) -> np.ndarray:
+    zs, size = args
+    return render_dataset(zs, size)[0]
+
+
+def make_dataset(n: int, z_dim: int, size: int, seed: int, cache: Path, procs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(z [n, z_dim] float32, images uint8 [n, size, size, 3]) rendered in parallel, cached as .npy files."""
+    zpath, ipath = cache / f"z_{n}_{seed}.npy", cache / f"img_{n}_{seed}_{size}.npy"
+    zs = np.random.RandomState(seed).randn(n, z_dim).astype(np.float32)
+    if ipath.exists():
+        return zs, np.load(ipath)
+    cache.mkdir(parents=True, exist_ok=True)
+    chunks = [(zs[i:i + 1000], size) for i in range(0, n, 1000)]
+    t0 = time.time()
+    with Pool(procs) as pool:
+        imgs = np.concatenate(pool.map(_render_chunk, chunks))
+    print(f"rendered {n} portraits in {time.time() - t0:.0f}s", flush=True)
+    np.save(zpath, zs)
+    np.save(ipath, imgs)
+    return zs, imgs
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def set_fused(G: Generator, fused: bool) -> None:
+    for m in G.modules():
+        if hasattr(m, "fused"):
+            m.fused = fused
+
+
+def to_float(imgs: np.ndarray, device: torch.device) -> Tensor:
+    return torch.from_numpy(imgs).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: Path, device: torch.device):
+        self.cfg, self.out, self.device = cfg, out, device
+        gcfg = GeneratorConfig(**cfg.generator)
+        self.G = Generator(gcfg).to(device).train()
+        set_fused(self.G, False)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.D = Discriminator(gcfg.resolution, gcfg.channel_base, gcfg.channel_max).to(device)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+        self.step, self.images_seen = 0, 0
+        self.ckpt = out / "checkpoint.pt"
+        if self.ckpt.exists():
+            self._load()
+
+    # -------------------------------------------------------------------------------------------- state
+
+    def _load(self) -> None:
+        s = torch.load(self.ckpt, map_location=self.device, weights_only=True)
+        self.G.load_state_dict(s["G"])
+        self.G_ema.load_state_dict(s["G_ema"])
+        self.D.load_state_dict(s["D"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.step, self.images_seen = int(s["step"]), int(s["images_seen"])
+        print(f"resumed from {self.ckpt} at step {self.step} ({self.images_seen / 1000:.0f} kimg)", flush=True)
+
+    def save(self) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save({"G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "D": self.D.state_dict(),
+                    "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+                    "images_seen": self.images_seen, "config": json.dumps(asdict(self.cfg))}, buf)
+        write_atomic(self.ckpt, buf.getvalue())
+        ema = copy.deepcopy(self.G_ema).cpu()
+        set_fused(ema, True)
+        save_model(ema, self.out / "generator_ema.safetensors",
+                   notes=f"EMA generator after {self.images_seen / 1000:.0f} kimg")
+
+    def log(self, **row) -> None:
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    # -------------------------------------------------------------------------------------------- steps
+
+    def _lr(self) -> float:
+        c = self.cfg
+        if not c.lr_decay_kimg:
+            return c.lr
+        t = min(self.images_seen / 1000 / c.lr_decay_kimg, 1.0)
+        return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def _generate(self, z: Tensor, mix: bool) -> Tensor:
+        G = self.G
+        w = G.mapping(z)
+        ws = w.unsqueeze(1).repeat(1, G.cfg.num_ws, 1)
+        if mix and self.cfg.style_mixing > 0 and torch.rand([]) < self.cfg.style_mixing:
+            w2 = G.mapping(torch.randn_like(z))
+            cut = int(torch.randint(1, G.cfg.num_ws, []))
+            ws[:, cut:] = w2.unsqueeze(1)
+        with torch.no_grad():
+            G.mapping.w_avg.copy_(w.detach().mean(0).lerp(G.mapping.w_avg, self.cfg.w_avg_beta))
+        return G.synthesis(ws, noise_mode="const")
+
+    def train_step(self, z: Tensor, target: Tensor, reals: Tensor) -> dict:
+        c = self.cfg
+        for opt in (self.opt_g, self.opt_d):
+            for g in opt.param_groups:
+                g["lr"] = self._lr()
+        stats = {}
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        # generator
+        with autocast:
+            fake = self._generate(z, mix=False)
+            loss = torch.zeros([], device=self.device)
+            if c.recon_weight:
+                l1 = (fake.float() - target).abs().mean()
+                l2 = (fake.float() - target).square().mean()
+                loss = loss + c.recon_weight * (l1 + l2)
+                stats["l1"] = l1.item()
+            if c.adv_weight:
+                fake_adv = self._generate(torch.randn_like(z), mix=True)
+                g_adv = F.softplus(-self.D(fake_adv)).mean()
+                loss = loss + c.adv_weight * g_adv
+                stats["g_adv"] = g_adv.item()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        # discriminator
+        if c.adv_weight:
+            with autocast:
+                with torch.no_grad():
+                    fake_d = self._generate(torch.randn_like(z), mix=True)
+                d_loss = F.softplus(self.D(fake_d.detach())).mean() + F.softplus(-self.D(reals)).mean()
+            if self.step % c.r1_interval == 0:
+                gamma = c.r1_gamma if c.r1_gamma is not None else 0.0002 * reals.shape[-1] ** 2 / reals.shape[0]
+                sub = reals[: max(reals.shape[0] // 2, 1)].detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self.D(sub).sum(), sub, create_graph=True)
+                r1 = grad.square().sum(dim=[1, 2, 3]).mean()
+                d_loss = d_loss + r1 * (gamma / 2) * c.r1_interval
+                stats["r1"] = r1.item()
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            stats["d"] = d_loss.item()
+        # EMA
+        self.images_seen += z.shape[0]
+        half_life = c.ema_kimg * 1000
+        if c.ema_rampup:
+            half_life = min(half_life, self.images_seen * c.ema_rampup)
+        beta = 0.5 ** (z.shape[0] / max(half_life, 1e-8))
+        with torch.no_grad():
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                pe.copy_(p.detach().lerp(pe, beta))
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                be.copy_(b)
+        self.step += 1
+        return stats
+
+
+def sample_grid(G: Generator, zs: np.ndarray, path: Path, psi: float = 1.0) -> None:
+    from PIL import Image
+
+    from ..engine.renderer import to_uint8
+
+    G = copy.deepcopy(G).cpu().eval()
+    set_fused(G, True)
+    with torch.no_grad():
+        imgs = to_uint8(G(torch.from_numpy(zs[:64]), psi=psi))
+    n = int(math.sqrt(len(imgs)))
+    r = imgs.shape[1]
+    grid = imgs[: n * n].reshape(n, n, r, r, 3).transpose(0, 2, 1, 3, 4).reshape(n * r, n * r, 3)
+    Image.fromarray(grid).save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu64")
+    ap.add_argument("--out", default="runs/bundled")
+    ap.add_argument("--minutes", type=float, default=9.0, help="train this long, then save and exit (resumable)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--procs", type=int, default=os.cpu_count(), help="processes rendering the dataset")
+    ap.add_argument("--dataset-size", type=int)
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--lr-decay-kimg", type=float)
+    ap.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = copy.deepcopy(PRESETS[args.preset])
+    for k in ("dataset_size", "batch", "lr_decay_kimg"):
+        if getattr(args, k) is not None:
+            setattr(cfg, k, getattr(args, k))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    g = cfg.generator
+    zs, imgs = make_dataset(cfg.dataset_size, g["z_dim"], g["resolution"], cfg.dataset_seed, out / "dataset",
+                            args.procs)
+    trainer = Trainer(cfg, out, device)
+    rng = np.random.default_rng(trainer.step)
+    t_end = time.time() + args.minutes * 60
+    t_save = time.time() + args.save_every * 60
+    t_log, seen_log = time.time(), trainer.images_seen
+    fixed = np.random.RandomState(99).randn(64, g["z_dim"]).astype(np.float32)
+    while time.time() < t_end:
+        idx = rng.integers(0, len(zs), cfg.batch)
+        z = torch.from_numpy(zs[idx]).to(device)
+        target = to_float(imgs[idx], device)
+        reals = to_float(imgs[rng.integers(0, len(zs), cfg.batch)], device) if cfg.adv_weight else target
+        stats = trainer.train_step(z, target, reals)
+        if trainer.step % 50 == 0:
+            now = time.time()
+            rate = (trainer.images_seen - seen_log) / (now - t_log)
+            t_log, seen_log = now, trainer.images_seen
+            row = {"step": trainer.step, "kimg": trainer.images_seen / 1000, "img_s": round(rate, 1),
+                   "lr": trainer._lr(), **{k: round(v, 5) for k, v in stats.items()}}
+            trainer.log(**row)
+            print(json.dumps(row), flush=True)
+        if time.time() > t_save:
+            trainer.save()
+            sample_grid(trainer.G_ema, fixed, out / "samples.png")
+            t_save = time.time() + args.save_every * 60
+    trainer.save()
+    sample_grid(trainer.G_ema, fixed, out / "samples.png")
+    print(f"saved at step {trainer.step} ({trainer.images_seen / 1000:.0f} kimg)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""The real studio in a subprocess under Xvfb, driven with xdotool (see ../shared/docs/headless-gui.md)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import REPO, run_cli
+from .gui_harness import Studio, require_display_tools
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def model(ref_paths):
+    return ref_paths[0]
+
+
+def test_no_display_is_a_message_not_an_abort(model, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([sys.executable, "-m", "studio.cli", "gui", "--model", str(model)], env=env, cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "no display" in r.stderr and "xvfb-run" in r.stderr
+
+
+def test_startup_shows_first_image(model, tmp_path):
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        p = app.settled()
+        assert p["seed"] == 0 and not p["error"]
+        img = app.image()
+        assert img.shape == (64, 64, 3) and img.std() > 5
+
+
+def test_paint_and_slider_change_the_painted_region(model, tmp_path):
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        before = app.image()
+        app.click(*app.centre("tab_spatial"))
+        app.click(*app.centre("btn_add_tab"))
+        app.wait(lambda p: p["tab"] is not None and p["grid"] == 16, 20, "new tab")
+        app.type_into("tab_weights", "0-127")
+        app.wait(lambda p: p["tab"]["channels"] == 128, 20, "channels set")
+        # paint cells rows 9..11, cols 5..10 of the 16x16 grid with a left-button drag
+        x0, y0, x1, y1 = app.probe()["rects"]["canvas"]
+        cell = (x1 - x0) / 16
+        app.drag((int(x0 + 5.5 * cell), int(y0 + 9.5 * cell)), (int(x0 + 10.5 * cell), int(y0 + 11.5 * cell)))
+        app.wait(lambda p: p["tab"]["selection_sum"] == 18, 20, "painted 18 cells")
+        # drag the tab's slider from 0 to about +60 (multiplier ~20)
+        sx0, sy0, sx1, sy1 = app.probe()["rects"]["tab_value"]
+        mid = ((sx0 + sx1) // 2, (sy0 + sy1) // 2)
+        app.drag(mid, (mid[0] + int(0.15 * (sx1 - sx0)), mid[1]))
+        app.wait(lambda p: 30 < p["tab"]["value"] < 120, 20, "slider moved")
+        app.settled()
+        after = app.image()
+    diff = np.abs(after - before).sum(-1)
+    inside = np.zeros((64, 64), bool)
+    inside[36:48, 20:44] = True  # the painted cells at 4 px per cell
+    near = np.zeros((64, 64), bool)
+    near[32:52, 16:48] = True  # one cell of margin: later 3x3 convolutions blend the edit into its neighbours
+    assert diff[inside].mean() > 5 * diff[~near].mean(), (diff[inside].mean(), diff[~near].mean())
+
+
+def test_import_restores_image_and_broken_png_is_reported(model, tmp_path):
+    out = tmp_path / "gen"
+    r = run_cli("generate", "--model", str(model), "--seeds", "5", "--psi", "0.7", "--out", str(out),
+                "--data", str(tmp_path / "data"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    written = np.asarray(Image.open(out / "seed0005.png")).astype(np.int32)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((out / "seed0005.png").read_bytes()[:300])
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.type_into("import_path", str(broken))
+        p = app.wait(lambda p: p["error"], 20, "error message")
+        assert "broken.png" in p["message"] and "truncated" in p["message"]
+        app.type_into("import_path", str(out / "seed0005.png"))
+        app.wait(lambda p: p["seed"] == 5, 20, "import")
+        app.settled()
+        assert np.array_equal(app.image(), written)
+        assert app.proc.poll() is None
+
+
+def test_screenshot_shows_image_and_grid(model, tmp_path):
+    require_display_tools()
+    from studio.engine.edits import SpatialTab
+    from studio.engine.loaders import load_model
+    from studio.engine.modeldata import ModelData
+
+    data = ModelData(tmp_path / "data", load_model(model).sha256)
+    data.save_tab(SpatialTab("grid", ["b16.conv0"], np.zeros((16, 16), np.float32),
+                             {"b16.conv0": np.zeros(128, np.float32)}))
+    shot = tmp_path / "shot.png"
+    from .gui_harness import Xvfb
+
+    x = Xvfb()
+    try:
+        r = subprocess.run([sys.executable, "-m", "studio.cli", "gui", "--model", str(model), "--data",
+                            str(tmp_path / "data"), "--screenshot", str(shot), "--frames", "10"], cwd=REPO,
+                           env={**os.environ, "DISPLAY": x.display}, capture_output=True, text=True, timeout=120)
+    finally:
+        x.close()
+    assert r.returncode == 0, r.stderr
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(np.int32)
+    canvas = img[30:540, 10:520]  # the 512 px canvas below the menu bar
+    assert canvas.std() > 20
+    # grid lines every 32 px: the line columns are brighter than their neighbours on average
+    cols = canvas.mean(axis=(0, 2))
+    lines = [c for c in range(40, 500) if cols[c] > cols[c - 3] + 2 and cols[c] > cols[c + 3] + 2]
+    spacing = np.diff(lines)
+    assert len(lines) >= 10 and np.median(spacing) == pytest.approx(32, abs=1)
