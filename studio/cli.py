@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -122,6 +123,116 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def stack_from_args(eng, args: argparse.Namespace):
+    """The "current sliders and tabs" of a headless job: a PNG's recipe, or a seed, plus --attr and --tab."""
+    from .engine.edits import EditError, EditStack
+
+    stack = eng.read_png(args.start_from).stack if args.start_from else EditStack(seed=args.seed)
+    if args.psi is not None:
+        stack.psi = args.psi
+    if args.noise:
+        stack.noise_mode = args.noise
+    known = {d.name: d for d in eng.data.load_directions()}
+    for spec in args.attr or []:
+        name, _, value = spec.partition("=")
+        if name not in known:
+            raise EditError(f"no attribute {name!r} in the model's data folder (have: {', '.join(known) or 'none'})")
+        d = known[name]
+        d.strength = float(value or 1)
+        stack.directions = [x for x in stack.directions if x.name != name] + [d]
+    for spec in args.tab or []:
+        name, _, value = spec.partition("=")
+        tab = eng.data.load_tab(eng.data.tab_path(name))
+        tab.active, tab.value = True, float(value) if value else tab.value
+        stack.tabs = [t for t in stack.tabs if t.name != tab.name] + [tab]
+    return stack
+
+
+BATCH_JOBS = ("new-latents", "attribute-spectrum", "attribute-combinatoric", "attribute-sequential",
+              "fmap-combinatoric", "new-latent-combinatoric", "fmap-folder-combinatoric", "axis-sweep",
+              "apply-folder", "interpolate")
+
+
+def plan_job(eng, args: argparse.Namespace):
+    from .engine import jobs
+    from .engine.edits import EditError, parse_channel_list
+
+    job = args.job
+    if job == "interpolate":
+        return jobs.interpolate(eng, args.inputs, args.n, args.method)
+    stack = stack_from_args(eng, args)
+    if job == "new-latents":
+        return jobs.new_latents(stack, args.n, args.rng_seed)
+    if job == "attribute-spectrum":
+        return jobs.attribute_spectrum(stack, args.n, args.past_zero)
+    if job in ("attribute-combinatoric", "attribute-sequential"):
+        return jobs.attribute_combinatoric(stack, args.k, sequential=job == "attribute-sequential")
+    if job == "fmap-combinatoric":
+        return jobs.fmap_combinatoric([stack], args.k, args.start)
+    if job == "new-latent-combinatoric":
+        seeds = jobs.new_latents(stack, args.n, args.rng_seed).items
+        return jobs.fmap_combinatoric([it.stack for it in seeds], args.k, args.start, "new_latent_combinatoric")
+    if job == "fmap-folder-combinatoric":
+        found, problems = jobs.read_folder(eng, args.folder)
+        stacks = [stack.copy(seed=s.seed, z=s.z, w=s.w, noise_seed=s.noise_seed) for _, s in found]
+        planned = jobs.fmap_combinatoric(stacks, args.k, args.start, "fmap_folder_combinatoric",
+                                         labels=[name for name, _ in found])
+        planned.problems = problems
+        return planned
+    if job == "axis-sweep":
+        if not stack.tabs:
+            raise EditError("axis-sweep needs a tab: --tab NAME=VALUE")
+        tab = stack.tabs[-1]
+        channels = None
+        if args.channels:
+            channels = sorted(parse_channel_list(args.channels, tab.weights[tab.layers[0]].shape[0]))
+        return jobs.axis_aligned_sweep(stack, len(stack.tabs) - 1, channels)
+    if job == "apply-folder":
+        return jobs.apply_to_folder(eng, stack, args.folder)
+    raise EditError(f"unknown job {job!r}")
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    import threading
+
+    eng = _engine(args)
+    job = plan_job(eng, args)
+    for problem in job.problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if not job.items:
+        print("nothing to render", file=sys.stderr)
+        return 1
+    cancel = threading.Event()
+    bar = _progress(None, len(job.items), job.kind, args.quiet)
+    folder = None
+    try:
+        for p in job.run(eng, args.out, cancel):
+            bar.update(p.done - bar.n)
+            folder = p.folder
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        bar.close()
+    manifest = json.loads((folder / "manifest.json").read_text()) if folder else {}
+    print(f"{manifest.get('status', '?')}: {len(manifest.get('files', []))} images in {folder} "
+          f"({manifest.get('images_per_second', 0)} images/s)")
+    return 0
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from .engine.animate import collect_frames, write_animation
+
+    frames, problems = collect_frames(args.inputs)
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    out = write_animation(frames, args.out, fps=args.fps, loop=args.loop, use_pingpong=args.pingpong,
+                          upscale=args.upscale)
+    n = len(frames) if not args.pingpong or len(frames) < 3 else 2 * len(frames) - 2
+    print(f"wrote {out} ({n} frames at {args.fps:g} fps)")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import run_app
 
@@ -166,6 +277,35 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="out/render")
     r.add_argument("--check", action="store_true", help="compare with the input pixels")
     r.set_defaults(func=cmd_render)
+
+    b = sub.add_parser("batch", parents=[common], help="batch jobs of the original's Batch and Misc menus")
+    b.add_argument("job", choices=BATCH_JOBS)
+    b.add_argument("inputs", nargs="*", help="PNGs (interpolate)")
+    b.add_argument("--from", dest="start_from", help="start from this PNG's recipe (latent, sliders, tabs)")
+    b.add_argument("--seed", type=int, default=0, help="latent seed when no --from")
+    b.add_argument("--psi", type=float)
+    b.add_argument("--noise", choices=("const", "random", "none"))
+    b.add_argument("--attr", action="append", metavar="NAME=STRENGTH", help="attribute slider (repeatable)")
+    b.add_argument("--tab", action="append", metavar="NAME=VALUE", help="saved tab, active, slider value")
+    b.add_argument("--n", type=int, default=8, help="images / frames / new latents")
+    b.add_argument("--k", type=int, default=3, help="steps per slider or tab")
+    b.add_argument("--start", type=float, default=0.0, help="first tab slider value of a combinatoric")
+    b.add_argument("--past-zero", action="store_true", help="attribute spectrum on through zero")
+    b.add_argument("--channels", help="axis sweep channels, e.g. 0-63 (default: all)")
+    b.add_argument("--folder", help="folder of PNGs (apply-folder, fmap-folder-combinatoric)")
+    b.add_argument("--method", choices=("lerp", "slerp"), default="lerp")
+    b.add_argument("--rng-seed", type=int, help="makes new latents reproducible")
+    b.add_argument("--out", default="out/batch", help="each run writes a new folder in here")
+    b.set_defaults(func=cmd_batch)
+
+    a = sub.add_parser("animate", help="frames (PNGs or folders) -> GIF or MP4")
+    a.add_argument("inputs", nargs="+")
+    a.add_argument("--out", required=True, help="anim.gif or anim.mp4")
+    a.add_argument("--fps", type=float, default=12)
+    a.add_argument("--loop", type=int, default=0, help="GIF loop count (0 = forever)")
+    a.add_argument("--pingpong", action="store_true", help="0..n-1..1 order")
+    a.add_argument("--upscale", type=int, default=1, help="integer nearest-neighbour zoom")
+    a.set_defaults(func=cmd_animate)
 
     c = sub.add_parser("convert", parents=[common], help="write GAN Studio's own format (.safetensors)")
     c.add_argument("src")

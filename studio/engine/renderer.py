@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .edits import EditError, EditStack, SpatialTab, resample_grid, seed_z, slerp
+from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
 from .network import Generator, Stage, SynthesisState, truncate
 
 NOISE_SEED_STRIDE = 1000  # random noise of stage i for noise seed s uses torch seed s * stride + i
+UNIT_DELTA_CACHE = 64  # unit deltas (a x S) kept for fast slider scrubbing
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -86,6 +87,8 @@ class Renderer:
         self.stages: list[Stage] = G.synthesis.stages
         self.layers: dict[str, Stage] = {s.name: s for s in self.stages if s.kind != "torgb"}
         self._cache: _Cache | None = None
+        self._ws_memo: tuple | None = None  # (latent key, ws) of the last stack resolved
+        self._unit_deltas: dict[tuple, Tensor] = {}
 
     # -------------------------------------------------------------------------------------------- latents
 
@@ -98,7 +101,18 @@ class Renderer:
 
     @torch.no_grad()
     def ws_for(self, stack: EditStack) -> Tensor:
-        """The latent part of the stack -> ws [num_ws, w_dim] on the device."""
+        """The latent part of the stack -> ws [num_ws, w_dim] on the device (the last one is memoised)."""
+        key = (stack.seed, stack.class_index, stack.psi, stack.cutoff,
+               *(array_digest(a) for a in (stack.z, stack.w, stack.base)),
+               None if stack.mix is None else (array_digest(stack.mix.w), stack.mix.t, stack.mix.method),
+               tuple((array_digest(d.vector), d.strength) for d in stack.directions if d.strength))
+        if self._ws_memo is not None and self._ws_memo[0] == key:
+            return self._ws_memo[1]
+        ws = self._resolve_ws(stack)
+        self._ws_memo = (key, ws)
+        return ws
+
+    def _resolve_ws(self, stack: EditStack) -> Tensor:
         cfg = self.G.cfg
         if stack.w is not None:
             ws = torch.as_tensor(np.broadcast_to(stack.w, (cfg.num_ws, cfg.w_dim)).copy(), device=self.device)
@@ -156,7 +170,8 @@ class Renderer:
             if name not in self.layers and name not in {s.name for s in self.stages}:
                 raise EditError(f"no layer named {name!r}; see `ganstudio info` for the list")
         self._check_tabs(tabs)
-        keys = self._stage_keys(ws, tabs, noise_seeds, noise_mode)
+        edit_keys = self._edit_keys(tabs)  # [stage][sample] -> what the sample's tabs add at that stage
+        keys = self._stage_keys(ws, edit_keys, noise_seeds, noise_mode)
         context = (n, ws.shape[0], noise_mode, self.half)
         cache = self._cache if use_cache and n == 1 else None
         start = 0
@@ -169,13 +184,12 @@ class Renderer:
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
             for i in range(start, stop):
                 stage = self.stages[i]
-                per_sample = [self._delta_key(t, stage) for t in tabs]
-                differs = len(set(per_sample)) > 1 or (noise_mode == "random" and len(set(noise_seeds)) > 1)
+                differs = len(set(edit_keys[i])) > 1 or (noise_mode == "random" and len(set(noise_seeds)) > 1)
                 if s.batch == 1 and n > 1 and differs:
                     s = _expand(s, n)
                 noise = self._noise(stage, noise_mode, noise_seeds if s.batch > 1 else noise_seeds[:1])
                 s = self.G.synthesis.run_stage(stage, s, ws, noise)
-                delta = self._delta(tabs if s.batch > 1 else tabs[:1], stage)
+                delta = self._delta(tabs if s.batch > 1 else tabs[:1], stage) if any(edit_keys[i]) else None
                 if delta is not None:
                     s.x = s.x + delta.to(s.x.dtype)
                 states.append(s)
@@ -196,6 +210,7 @@ class Renderer:
 
     def clear_cache(self) -> None:
         self._cache = None
+        self._ws_memo = None
 
     # -------------------------------------------------------------------------------------------- helpers
 
@@ -210,30 +225,40 @@ class Renderer:
                     if w is not None and w.shape != (st.channels,):
                         raise EditError(f"tab {tab.name!r}: {layer} has {st.channels} channels, weights have {w.shape}")
 
-    def _stage_keys(self, ws: Tensor, tabs: list[list[SpatialTab]], noise_seeds: list[int], mode: str) -> list[str]:
+    def _edit_keys(self, tabs: list[list[SpatialTab]]) -> list[list[str]]:
+        """For each stage, for each sample: a hash of what its tabs add there ("" = nothing)."""
+        per_tab = {id(t): {layer: t.digest(layer) for layer in t.layers} for sample in tabs for t in sample}
+        return [["".join(per_tab[id(t)].get(stage.name, "") for t in sample) for sample in tabs]
+                for stage in self.stages]
+
+    def _stage_keys(self, ws: Tensor, edit_keys: list[list[str]], noise_seeds: list[int], mode: str) -> list[str]:
         ws_np = ws.detach().cpu().numpy()
-        keys = []
-        for stage in self.stages:
-            noise = (mode, tuple(noise_seeds)) if mode == "random" else mode
-            keys.append(_digest(ws_np[:, stage.w_index], noise, [self._delta_key(t, stage) for t in tabs]))
-        return keys
+        noise = (mode, tuple(noise_seeds)) if mode == "random" else mode
+        return [_digest(ws_np[:, stage.w_index], noise, edit_keys[i]) for i, stage in enumerate(self.stages)]
 
-    @staticmethod
-    def _delta_key(tabs: list[SpatialTab], stage: Stage) -> str:
-        return "".join(t.digest(stage.name) for t in tabs)
-
-    def _delta(self, tabs: list[list[SpatialTab]], stage: Stage) -> Tensor | None:
-        """sum over tabs of S[h,w] * a[c] * mu(v) at this stage, per sample -> [N, C, r, r] (None if nothing)."""
-        if stage.kind == "torgb" or not any(t.digest(stage.name) for sample in tabs for t in sample):
-            return None
-        out = torch.zeros([len(tabs), stage.channels, stage.resolution, stage.resolution], device=self.device)
+    def _delta(self, tabs: list[list[SpatialTab]], stage: Stage) -> Tensor:
+        """sum over tabs of S[h,w] * a[c] * mu(v) at this stage, per sample -> [N, C, r, r]."""
+        out = None
         for i, sample in enumerate(tabs):
             for tab in sample:
-                if tab.digest(stage.name):
-                    sel = torch.as_tensor(resample_grid(tab.selection, stage.resolution), device=self.device)
-                    a = torch.as_tensor(tab.weights[stage.name], device=self.device, dtype=torch.float32)
-                    out[i] += tab.multiplier * a[:, None, None] * sel[None]
+                if tab.effective() and stage.name in tab.weights:
+                    term = self._unit_delta(tab, stage) * tab.multiplier
+                    if out is None:
+                        out = torch.zeros([len(tabs), *term.shape], device=self.device)
+                    out[i] += term
         return out
+
+    def _unit_delta(self, tab: SpatialTab, stage: Stage) -> Tensor:
+        """a[c] * S[h,w] at the stage's grid, cached: scrubbing a slider only rescales it."""
+        key = (stage.name, array_digest(tab.selection, tab.weights[stage.name]))
+        unit = self._unit_deltas.get(key)
+        if unit is None:
+            if len(self._unit_deltas) > UNIT_DELTA_CACHE:
+                self._unit_deltas.clear()
+            sel = torch.as_tensor(resample_grid(tab.selection, stage.resolution), device=self.device)
+            a = torch.as_tensor(tab.weights[stage.name], device=self.device, dtype=torch.float32)
+            unit = self._unit_deltas[key] = a[:, None, None] * sel[None]
+        return unit
 
     def _noise(self, stage: Stage, mode: str, seeds: list[int]) -> Tensor | None:
         if mode != "random":

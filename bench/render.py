@@ -1,0 +1,126 @@
+"""Render benchmark: full renders, cached re-renders after an edit at each resolution, shared-w batches.
+
+Every figure is a median over repeats, and every cached figure is printed as a ratio to the full render and to
+"the stages from L on, timed separately" (running those stages directly, without the cache's bookkeeping),
+both measured in the same run.
+
+    python bench/render.py                 # 256 px / 512 channels random weights + the bundled model
+    python bench/render.py --quick         # a tiny model, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from studio import paths  # noqa: E402
+from studio.engine.edits import EditStack, SpatialTab  # noqa: E402
+from studio.engine.loaders import load_model  # noqa: E402
+from studio.engine.network import Generator, GeneratorConfig, SynthesisState  # noqa: E402
+from studio.engine.renderer import Renderer  # noqa: E402
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def edit_tab(R: Renderer, layer: str, value: float) -> SpatialTab:
+    st = R.layers[layer]
+    sel = np.zeros((st.resolution, st.resolution), np.float32)
+    sel[st.resolution // 2:, st.resolution // 4: 3 * st.resolution // 4] = 1
+    w = np.zeros(st.channels, np.float32)
+    w[: max(1, st.channels // 8)] = 1
+    return SpatialTab("bench", [layer], sel, {layer: w}, value=value)
+
+
+def tail_ms(R: Renderer, start: int, ws: torch.Tensor, repeats: int) -> float:
+    """The stages from `start` on, run directly from a prepared state (no cache keys, no deltas)."""
+    s = SynthesisState(batch=1)
+    with torch.no_grad():
+        for stage in R.stages[:start]:
+            s = R.G.synthesis.run_stage(stage, s, ws, R.G.synthesis.stage_noise(stage, "const", 1, None))
+
+        def run():
+            t = s
+            for stage in R.stages[start:]:
+                t = R.G.synthesis.run_stage(stage, t, ws, R.G.synthesis.stage_noise(stage, "const", 1, None))
+
+        return median_ms(run, repeats)
+
+
+def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
+    R = Renderer(G)
+    cfg = G.cfg
+    print(f"\n== {name}: {cfg.resolution}px, channel_max {cfg.channel_max}, "
+          f"{sum(p.numel() for p in G.parameters()) / 1e6:.1f}M params, torch threads {torch.get_num_threads()}")
+    stack = EditStack(seed=1, psi=0.7)
+    full = median_ms(lambda: R.render(stack, use_cache=False), repeats)
+    print(f"full render, batch 1            {full:8.1f} ms/image")
+    ws = R.ws_for(stack)[None]
+    print("edit at layer      cached ms   x full   stages-from-L ms   cached / stages-from-L")
+    for res in cfg.block_resolutions[1:]:
+        layer = f"b{res}.conv0"
+        start = [s.name for s in R.stages].index(layer)
+        R.render(stack)  # fill the cache with the unedited image
+        values = iter(np.linspace(10, 80, 10_000))
+
+        def cached():
+            out = R.render(stack.copy(tabs=[edit_tab(R, layer, float(next(values)))]))
+            assert R.stages[out.first_stage].name == layer
+        c = median_ms(cached, repeats)
+        t = tail_ms(R, start, ws, repeats)
+        print(f"{layer:<16} {c:10.1f} {c / full:8.2f}x {t:14.1f}      {c / t:8.2f}x")
+    stacks = [EditStack(seed=1, psi=0.7, tabs=[edit_tab(R, R.default_layer(min(16, cfg.resolution)), v)])
+              for v in np.linspace(-80, 80, batch)]
+    b1 = median_ms(lambda: R.render(stacks[0], use_cache=False), repeats)
+    bn = median_ms(lambda: R.render_many(stacks), max(2, repeats // 3))
+    print(f"shared-w batch of {batch}: {batch / bn * 1000:7.1f} images/s vs batch 1 {1000 / b1:6.1f} images/s"
+          f"  -> {b1 * batch / bn:.2f}x")
+    mixed = [EditStack(seed=s, psi=0.7) for s in range(min(batch, 8))]
+    bm = median_ms(lambda: R.render_many(mixed), max(2, repeats // 3))
+    print(f"different-w batch of {len(mixed)}: {len(mixed) / bm * 1000:6.1f} images/s (grouped conv)"
+          f"  -> {b1 * len(mixed) / bm:.2f}x batch 1")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="tiny model, few repeats (smoke test)")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.quick:
+        cfg = GeneratorConfig(z_dim=32, w_dim=32, resolution=32, mapping_layers=2, channel_base=512, channel_max=64)
+        bench_model("tiny random", Generator(cfg).eval(), repeats=2, batch=4)
+        return 0
+    big = GeneratorConfig(resolution=256, channel_base=32768, channel_max=512, conv_clamp=256.0)
+    bench_model("random 256px / 512 channels (reference: ~350 ms/image)", Generator(big).eval(), args.repeats, 32)
+    bundled = paths.bundled_model()
+    if bundled is not None:
+        bench_model(f"bundled model {bundled.name}", load_model(bundled).generator, args.repeats * 3, 32)
+    else:
+        from studio.train.gan import PRESETS
+
+        bench_model("bundled model's config (random weights; model not in this checkout)",
+                    Generator(GeneratorConfig(**PRESETS["cpu64"].generator)).eval(), args.repeats * 3, 32)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,308 @@
+"""Batch jobs: the original's Batch and Misc menus as cancellable iterators with progress.
+
+Every job is planned as a list of `Item`s (an output name and an edit stack), then rendered in chunks: items that
+share one w (sweeps, combinatorics) run the layers before the first edited one once and batch the rest with
+shared modulated weights.  Each run writes into a new folder: PNGs with their recipes, written atomically, and a
+`manifest.json` saying what ran, with which parameters, what was written and how it ended (complete, cancelled,
+failed).  A cancelled or failed job leaves only complete files.
+
+    for progress in job.run(cancel_event):   # the CLI shows a bar; the studio a progress bar and Cancel
+        ...
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .edits import EditError, EditStack, SpatialTab, multiplier, slerp
+from .engine import Engine
+from .files import write_atomic, write_text_atomic
+from .recipe import RecipeError, png_bytes, recipe_json
+from .renderer import Renderer, to_uint8
+
+CHUNK = 32  # images rendered per batch
+
+
+@dataclass
+class Item:
+    name: str  # output file name (without folder)
+    stack: EditStack
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    folder: Path
+    last: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class Job:
+    """A planned batch: what to render and where; `run` renders it."""
+
+    kind: str
+    items: list[Item]
+    params: dict
+    problems: list[str] = field(default_factory=list)  # per-input problems found while planning
+    contact_sheet: bool = False
+
+    def run(self, engine: Engine, out_root: str | Path, cancel: threading.Event | None = None,
+            on_image: Callable[[Path, np.ndarray], None] | None = None) -> Iterator[Progress]:
+        folder = _new_folder(Path(out_root), self.kind)
+        renderer = Renderer(engine.renderer.G)  # its own cache: the studio's renderer keeps working meanwhile
+        manifest = {"job": self.kind, "params": self.params, "model": {"sha256": engine.model.sha256,
+                    "name": engine.model.name}, "started": _now(), "status": "running", "planned": len(self.items),
+                    "files": [], "problems": list(self.problems)}
+        write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
+        thumbs: list[tuple[str, np.ndarray]] = []
+        t0 = time.perf_counter()
+        try:
+            for start in range(0, len(self.items), CHUNK):
+                if cancel is not None and cancel.is_set():
+                    manifest["status"] = "cancelled"
+                    break
+                chunk = self.items[start:start + CHUNK]
+                result = _render_chunk(renderer, chunk)
+                images = to_uint8(result.images)
+                for i, item in enumerate(chunk):
+                    ws = result.ws[min(i, result.ws.shape[0] - 1)].cpu().numpy()  # one row when w is shared
+                    recipe = recipe_json(item.stack, ws, engine.model.sha256, engine.model.name, engine.device)
+                    path = folder / item.name
+                    write_atomic(path, png_bytes(images[i], recipe))
+                    manifest["files"].append(item.name)
+                    if self.contact_sheet:
+                        thumbs.append((item.name, images[i]))
+                    if on_image:
+                        on_image(path, images[i])
+                yield Progress(len(manifest["files"]), len(self.items), folder, folder / chunk[-1].name)
+            else:
+                manifest["status"] = "complete"
+        except Exception as e:
+            manifest["status"] = "failed"
+            manifest["error"] = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            seconds = time.perf_counter() - t0
+            manifest.update(finished=_now(), seconds=round(seconds, 3),
+                            images_per_second=round(len(manifest["files"]) / max(seconds, 1e-9), 2))
+            if thumbs:
+                Image.fromarray(contact_sheet(thumbs)).save(folder / "contact_sheet.png")
+                manifest["contact_sheet"] = "contact_sheet.png"
+            write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
+
+
+def _render_chunk(renderer: Renderer, chunk: list[Item]):
+    if len({it.stack.noise_mode for it in chunk}) > 1:
+        raise EditError("a batch must use one noise mode")
+    return renderer.render_many([it.stack for it in chunk])
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def _new_folder(root: Path, kind: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for k in itertools.count():
+        folder = root / f"{kind}_{stamp}{'' if k == 0 else f'_{k}'}"
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def contact_sheet(items: list[tuple[str, np.ndarray]], columns: int = 16) -> np.ndarray:
+    """The images side by side in rows, for scanning a sweep at a glance."""
+    h, w = items[0][1].shape[:2]
+    rows = -(-len(items) // columns)
+    sheet = np.full((rows * (h + 2), columns * (w + 2), 3), 32, np.uint8)
+    for i, (_, img) in enumerate(items):
+        r, c = divmod(i, columns)
+        sheet[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
+    return sheet
+
+
+# ------------------------------------------------------------------------------------------------ planning
+
+
+def _tag(i: int) -> str:
+    return f"{i:04d}"
+
+
+def new_latents(stack: EditStack, n: int, seed: int | None = None) -> Job:
+    """n new images with the current sliders and tabs (random seeds; reproducible with `seed`)."""
+    rng = np.random.default_rng(seed)
+    seeds = [int(s) for s in rng.integers(0, 2**31 - 1, n)]
+    items = [Item(f"{_tag(i)}_seed{s}.png", stack.copy(seed=s, z=None, w=None, noise_seed=s))
+             for i, s in enumerate(seeds)]
+    return Job("new_latents", items, {"n": n, "seed": seed, "seeds": seeds})
+
+
+def attribute_spectrum(stack: EditStack, n: int, slide_past_zero: bool = False) -> Job:
+    """n frames from the sliders' values to zero (or on through zero to their negatives)."""
+    _need_sliders(stack)
+    end = -1.0 if slide_past_zero else 0.0
+    items = []
+    for i, f in enumerate(np.linspace(1.0, end, n)):
+        s = stack.copy()
+        for d in s.directions:
+            d.strength *= float(f)
+        items.append(Item(f"{_tag(i)}_x{f:+.3f}.png", s))
+    return Job("attribute_spectrum", items, {"n": n, "slide_past_zero": slide_past_zero})
+
+
+def _need_sliders(stack: EditStack) -> list[int]:
+    active = [i for i, d in enumerate(stack.directions) if d.strength]
+    if not active:
+        raise EditError("move at least one attribute slider first")
+    return active
+
+
+def _steps(value: float, k: int) -> list[float]:
+    """k steps up to `value`: value*1/k, ..., value (k = 1 gives the value itself; never divides by zero)."""
+    if k < 1:
+        raise EditError("steps must be at least 1")
+    return [value * (j + 1) / k for j in range(k)]
+
+
+def attribute_combinatoric(stack: EditStack, k: int, sequential: bool = False) -> Job:
+    """k steps per non-zero slider: every combination, or one attribute at a time (the others at zero)."""
+    active = _need_sliders(stack)
+    items = []
+    if sequential:
+        for a in active:
+            for v in _steps(stack.directions[a].strength, k):
+                s = stack.copy()
+                for i, d in enumerate(s.directions):
+                    d.strength = v if i == a else 0.0
+                items.append(Item(f"{_tag(len(items))}_{_safe(s.directions[a].name)}{v:+.2f}.png", s))
+    else:
+        for combo in itertools.product(*[_steps(stack.directions[a].strength, k) for a in active]):
+            s = stack.copy()
+            for a, v in zip(active, combo, strict=True):
+                s.directions[a].strength = v
+            label = "_".join(f"{_safe(s.directions[a].name)}{v:+.2f}" for a, v in zip(active, combo, strict=True))
+            items.append(Item(f"{_tag(len(items))}_{label}.png", s))
+    return Job("attribute_sequential" if sequential else "attribute_combinatoric", items, {"k": k})
+
+
+def _active_tabs(stack: EditStack) -> list[int]:
+    tabs = [i for i, t in enumerate(stack.tabs) if t.active and t.value != 0]
+    if not tabs:
+        raise EditError("activate a tab with a non-zero slider first")
+    return tabs
+
+
+def fmap_combinatoric(stacks: list[EditStack], k: int, start: float = 0.0, kind: str = "fmap_combinatoric",
+                      labels: list[str] | None = None) -> Job:
+    """For each stack: k steps of each active tab's slider from `start` to its value, every combination."""
+    items = []
+    for n, stack in enumerate(stacks):
+        tabs = _active_tabs(stack)
+        ranges = [list(np.linspace(start, stack.tabs[t].value, k + 1)[1:]) if k > 1 else [stack.tabs[t].value]
+                  for t in tabs]
+        for combo in itertools.product(*ranges):
+            s = stack.copy()
+            for t, v in zip(tabs, combo, strict=True):
+                s.tabs[t].value = float(v)
+            label = "_".join(f"{_safe(s.tabs[t].name)}{v:+.0f}" for t, v in zip(tabs, combo, strict=True))
+            prefix = labels[n] if labels else _tag(n)
+            items.append(Item(f"{prefix}_{_tag(len(items))}_{label}.png", s))
+    return Job(kind, items, {"k": k, "start": start, "latents": len(stacks)})
+
+
+def axis_aligned_sweep(stack: EditStack, tab_index: int, channels: list[int] | None = None) -> Job:
+    """For each channel: the active tab with one-hot +1 then -1 weights (selection and slider kept).
+
+    Files `{ch}_p_...png` / `{ch}_n_...png`; the tab's own weights are left as they were; contact sheet included.
+    """
+    tab = stack.tabs[tab_index]
+    if not np.any(tab.selection):
+        raise EditError(f"tab {tab.name!r}: paint a selection first")
+    if tab.value == 0:
+        raise EditError(f"tab {tab.name!r}: move its slider away from zero first")
+    layer = tab.layers[0]
+    n_ch = tab.weights[layer].shape[0]
+    channels = list(range(n_ch)) if channels is None else channels
+    bad = [c for c in channels if not 0 <= c < n_ch]
+    if bad:
+        raise EditError(f"channels {bad[:5]} do not exist at {layer} ({n_ch} channels)")
+    others = [t for i, t in enumerate(stack.tabs) if i != tab_index]
+    items = []
+    for ch in channels:
+        for sign, tag in ((1.0, "p"), (-1.0, "n")):
+            w = np.zeros(n_ch, np.float32)
+            w[ch] = sign
+            probe = SpatialTab(tab.name, [layer], tab.selection, {layer: w}, tab.value, True)
+            items.append(Item(f"{ch}_{tag}_{_safe(tab.name)}.png", stack.copy(tabs=[*others, probe])))
+    job = Job("axis_aligned", items, {"tab": tab.name, "layer": layer, "channels": channels,
+                                      "value": tab.value, "multiplier": multiplier(tab.value)})
+    job.contact_sheet = True
+    return job
+
+
+def read_folder(engine: Engine, folder: str | Path) -> tuple[list[tuple[str, EditStack]], list[str]]:
+    """The recipes of every PNG in a folder (this model's only); problems are reported per file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EditError(f"{folder} is not a folder")
+    good, problems = [], []
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    for p in files:
+        if p.suffix.lower() != ".png":
+            problems.append(f"{p.name}: not a PNG, skipped")
+            continue
+        try:
+            good.append((p.stem, engine.read_png(p).stack))
+        except RecipeError as e:
+            problems.append(str(e))
+    if not files:
+        problems.append(f"{folder}: the folder is empty")
+    return good, problems
+
+
+def apply_to_folder(engine: Engine, stack: EditStack, folder: str | Path) -> Job:
+    """Every PNG of a folder re-rendered with its own latent and the current sliders and tabs."""
+    found, problems = read_folder(engine, folder)
+    items = []
+    for name, src in found:
+        s = stack.copy(seed=src.seed, z=src.z, w=src.w, class_index=src.class_index, noise_seed=src.noise_seed)
+        items.append(Item(f"{name}.png", s))
+    return Job("apply_to_folder", items, {"folder": str(folder)}, problems)
+
+
+def interpolate(engine: Engine, pngs: list[str | Path], n: int, method: str = "lerp") -> Job:
+    """n images between each consecutive pair of PNGs, in w (lerp or slerp), through the whole list."""
+    if len(pngs) < 2:
+        raise EditError("interpolation needs at least two PNGs")
+    if method not in ("lerp", "slerp"):
+        raise EditError("method must be lerp or slerp")
+    recipes = [engine.read_png(p) for p in pngs]
+    ws = [r.ws if r.ws is not None else engine.renderer.ws_for(r.stack).cpu().numpy() for r in recipes]
+    noise = recipes[0].stack
+    items = []
+    for k, (a, b) in enumerate(zip(ws, ws[1:], strict=False)):
+        last = k == len(ws) - 2
+        for t in np.linspace(0, 1, n, endpoint=last):  # segments share their end points once
+            w = slerp(a, b, float(t)) if method == "slerp" else (a * (1 - t) + b * t).astype(np.float32)
+            stack = EditStack(seed=None, w=w, noise_mode=noise.noise_mode, noise_seed=noise.noise_seed)
+            items.append(Item(f"{_tag(len(items))}_t{k + t:.3f}.png", stack))
+    return Job("interpolate", items, {"pngs": [str(p) for p in pngs], "n": n, "method": method})
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40]

@@ -1,0 +1,35 @@
+"""Channel ranking and the disk-backed feature history."""
+
+import numpy as np
+
+from studio.engine.analysis import FeatureHistory, rank_channels, top_channels
+
+
+def test_ranking_methods_find_the_channel_that_matches_the_selection():
+    rng = np.random.default_rng(0)
+    sel = np.zeros((8, 8), np.float32)
+    sel[5:7, 2:6] = 1
+    f = rng.normal(0, 0.1, (6, 8, 8)).astype(np.float32)
+    f[3] += sel  # channel 3 lights up exactly on the selection
+    f[1] = 40 * rng.random((8, 8))  # channel 1 is big everywhere
+    assert top_channels(rank_channels(f, sel, "dot"), 1) == [1]  # the original's score favours magnitude
+    for method in ("cosine", "iou"):
+        assert top_channels(rank_channels(f, sel, method), 1) == [3]
+    up = np.repeat(np.repeat(sel, 2, 0), 2, 1)  # a selection painted at another grid is resampled
+    assert top_channels(rank_channels(f, up, "cosine"), 1) == [3]
+    assert top_channels(rank_channels(np.stack([f, f]), sel, "cosine"), 1) == [3]  # averaged over images
+
+
+def test_history_is_on_disk_and_its_average_is_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    maps = rng.normal(size=(5, 4, 8, 8)).astype(np.float32)
+    h = FeatureHistory(tmp_path, "b8.conv1", (4, 8, 8))
+    for i, m in enumerate(maps):
+        h.append(m, f"seed {i}")
+    again = FeatureHistory(tmp_path, "b8.conv1", (4, 8, 8))  # reopened from disk
+    assert len(again) == 5
+    assert np.allclose(again.mean(), maps.mean(0), atol=1e-6)
+    assert np.allclose(again.std(), maps.std(0), atol=1e-5)
+    assert np.allclose(again.channel(2), maps[:, 2], atol=1e-2)  # stored as float16
+    again.clear()
+    assert len(FeatureHistory(tmp_path, "b8.conv1", (4, 8, 8))) == 0

@@ -1,0 +1,94 @@
+"""The studio's state object and render worker, headless (no Dear PyGui)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from studio.engine.edits import EditError, EditStack
+from studio.gui.state import StudioState
+from studio.gui.worker import RenderWorker
+
+
+@pytest.fixture
+def state():
+    return StudioState(EditStack(seed=1), {"b16.conv0": (16, 32), "b8.conv1": (8, 64)})
+
+
+def test_painting_accumulates_caps_erases_and_undoes(state):
+    state.add_tab("mouth", "b16.conv0")
+    v0 = state.version
+    state.paint((2, 3), (4, 5), "+")
+    state.paint((3, 4), (3, 4), "+")
+    assert state.tab.selection[3, 4] == 2 and state.tab.selection[2:5, 3:6].sum() == 10
+    assert state.version > v0
+    state.overlap = False
+    state.paint((3, 4), (3, 4), "+")
+    assert state.tab.selection[3, 4] == 1  # "no overlap" caps at +-1
+    state.paint((0, 0), (0, 1), "-")
+    assert list(state.tab.selection[0, :2]) == [-1, -1]
+    state.paint((0, 0), (15, 15), "0")
+    assert not state.tab.selection.any()
+    for _ in range(3):  # undo erase, the -1 row, the capped stroke
+        state.undo()
+    assert state.tab.selection[3, 4] == 2
+    state.redo()
+    assert state.tab.selection[3, 4] == 1
+
+
+def test_tabs_names_weights_and_stack(state):
+    a = state.add_tab("t", "b16.conv0")
+    b = state.add_tab("t", "b8.conv1")
+    assert (a.name, b.name) == ("t", "t_2") and b.selection.shape == (8, 8)
+    state.set_weights_text("1,3-4,-2x10")
+    assert list(np.flatnonzero(b.weights["b8.conv1"])) == [1, 3, 4, 10]
+    with pytest.raises(EditError):
+        state.set_weights_text("99")
+    state.delete_tab()
+    assert [t.name for t in state.stack.tabs] == ["t"] and state.tab.name == "t"
+
+
+def test_combined_direction(state):
+    from studio.engine.edits import Direction
+
+    state.set_directions([Direction("a", np.ones(4, np.float32)), Direction("b", np.arange(4, dtype=np.float32))])
+    with pytest.raises(ValueError):
+        state.combined_direction("c")
+    state.set_direction_strength("a", 2.0)
+    state.set_direction_strength("b", -1.0)
+    assert np.allclose(state.combined_direction("c").vector, [2, 1, 0, -1])
+
+
+def test_worker_latest_request_wins_and_errors_are_returned():
+    started = threading.Event()
+    release = threading.Event()
+    seen = []
+
+    def render(payload):
+        seen.append(payload)
+        if payload == "slow":
+            started.set()
+            release.wait(5)
+        if payload == "boom":
+            raise ValueError("bad stack")
+        return payload.upper()
+
+    w = RenderWorker(render)
+    try:
+        w.submit(1, "slow")
+        assert started.wait(5)
+        for v in range(2, 6):
+            w.submit(v, f"r{v}")  # arrive while "slow" renders: only the newest survives
+        release.set()
+        assert w.wait_idle(5)
+        done = w.poll()
+        assert done.version == 5 and done.result == "R5"
+        assert seen == ["slow", "r5"] and w.dropped >= 3
+        w.submit(6, "boom")
+        assert w.wait_idle(5)
+        time.sleep(0.01)
+        done = w.poll()
+        assert isinstance(done.error, ValueError)
+    finally:
+        w.stop()
