@@ -22,6 +22,7 @@ from ..engine.edits import EditStack
 from ..engine.engine import Engine
 from ..engine.loaders import ModelLoadError
 from ..engine.modeldata import DataError
+from ..engine.plugins import PluginManager, apply_detectors
 from ..engine.recipe import RecipeError, write_png
 from .state import StudioState
 from .worker import RenderWorker
@@ -67,6 +68,7 @@ class StudioApp:
         self._submitted = -1
         self._shown = -1
         self._histories: dict[str, FeatureHistory] = {}
+        self.plugins = PluginManager(paths.plugins_dir())
         self.worker = RenderWorker(self._render_job)
 
     # -------------------------------------------------------------------------------------------- rendering
@@ -74,10 +76,13 @@ class StudioApp:
     def _render_job(self, payload: tuple[EditStack, tuple[str, ...]]) -> dict:
         """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
         stack, capture = payload
-        result = self.engine.render(stack, capture=capture)
+        messages: list[str] = []
+        if any(t.detector and t.detector.get("mode", "off") != "off" for t in stack.tabs):
+            _, stack, messages = apply_detectors(self.engine, stack, self.plugins)
+        result = self.engine.render(stack, capture=capture)  # served from the cache after the detector pass
         return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
-                "ms": result.ms, "first_stage": result.first_stage}
+                "ms": result.ms, "first_stage": result.first_stage, "messages": messages}
 
     def _capture_layers(self) -> tuple[str, ...]:
         tab = self.state.tab
@@ -98,11 +103,22 @@ class StudioApp:
                 self._render_times = [t for t in self._render_times if now - t < 1.0] + [now]
                 self.render_fps = len(self._render_times)
                 self.canvas.show(r["image"], self._overlay_map())
+                self._take_detected(r)
+                self.batch.record(r["image"])
                 if self.state.record_history:
                     self._record(r)
         if self.state.version != self._submitted:
             self._submitted = self.state.version
             self.worker.submit(self.state.version, (self.state.stack.copy(), self._capture_layers()))
+
+    def _take_detected(self, r: dict) -> None:
+        """Selections found by detectors come back with the result; show them on the state's tabs."""
+        if r["messages"]:
+            self.state.say("; ".join(r["messages"]), error=True)
+        detected = {t.name: t.selection for t in r["stack"].tabs if t.detector and t.detector.get("mode") != "off"}
+        for tab in self.state.stack.tabs:
+            if tab.name in detected and tab.selection.shape == detected[tab.name].shape:
+                tab.selection = detected[tab.name]  # not a new version: the image already shows it
 
     def _overlay_map(self) -> np.ndarray | None:
         ch, tab = self.state.overlay_channel, self.state.tab
@@ -209,7 +225,7 @@ class StudioApp:
             hist.append(r["features"][hist.layer], label=f"seed {r['stack'].seed}")
 
     def refresh_panels(self) -> None:
-        for panel in (self.generate_panel, self.attributes, self.spatial, self.fmaps):
+        for panel in (self.generate_panel, self.attributes, self.spatial, self.fmaps, self.plugin_panel):
             panel.refresh()
 
     # -------------------------------------------------------------------------------------------- keyboard
@@ -245,8 +261,10 @@ class StudioApp:
 
         from .canvas import Canvas
         from .panel_attributes import AttributesPanel
+        from .panel_batch import BatchPanel
         from .panel_fmaps import FmapsPanel
         from .panel_generate import GeneratePanel
+        from .panel_plugins import PluginsPanel
         from .panel_spatial import SpatialPanel
         from .statusbar import StatusBar
 
@@ -255,6 +273,8 @@ class StudioApp:
         self.attributes = AttributesPanel(self)
         self.spatial = SpatialPanel(self)
         self.fmaps = FmapsPanel(self)
+        self.plugin_panel = PluginsPanel(self)
+        self.batch = BatchPanel(self)
         self.statusbar = StatusBar(self)
         with dpg.window(tag="main", no_scrollbar=True):
             with dpg.menu_bar():
@@ -277,7 +297,8 @@ class StudioApp:
                 with dpg.child_window(width=-1, height=-40):
                     with dpg.tab_bar():
                         for label, panel in (("Generate", self.generate_panel), ("Attributes", self.attributes),
-                                             ("Spatial", self.spatial), ("Feature maps", self.fmaps)):
+                                             ("Spatial", self.spatial), ("Feature maps", self.fmaps),
+                                             ("Plugins", self.plugin_panel), ("Batch", self.batch)):
                             with dpg.tab(label=label, tag=f"tab_{label.split()[0].lower()}"):
                                 panel.build()
             dpg.add_separator()
@@ -305,8 +326,11 @@ class StudioApp:
                 self.canvas.handle_mouse()
                 self.canvas.draw_grid()
                 self.statusbar.update()
+                self.batch.frame()
                 if frame % 5 == 0:
                     self.fmaps.refresh()
+                if frame % 60 == 0:
+                    self.plugin_panel.poll_files()
                 dpg.render_dearpygui_frame()
                 frame += 1
                 if probe and frame % 3 == 0:

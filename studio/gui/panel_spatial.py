@@ -91,7 +91,7 @@ class SpatialPanel:
         for i, t in enumerate(self.state.stack.tabs):
             if t.name == name:
                 self.state.active_tab = i
-        self.refresh()
+        self.app.refresh_panels()
 
     def _active(self, sender, value: bool) -> None:
         if self.state.tab:
