@@ -5,6 +5,8 @@
     ganstudio generate --seeds 0-7 ...     PNGs (each with its recipe) from seeds
     ganstudio render PNG...                re-create PNGs from their recipes
     ganstudio convert IN OUT               any supported checkpoint -> GAN Studio's own format
+    ganstudio batch JOB ... / animate      batch jobs and GIF/MP4 (see --help)
+    ganstudio rank / detect / discover / edit   feature-map analysis and detectors (studio/cli_analysis.py)
 """
 
 from __future__ import annotations
@@ -307,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--upscale", type=int, default=1, help="integer nearest-neighbour zoom")
     a.set_defaults(func=cmd_animate)
 
+    from .cli_analysis import add_parsers
+
+    add_parsers(sub, common)
+
     c = sub.add_parser("convert", parents=[common], help="write GAN Studio's own format (.safetensors)")
     c.add_argument("src")
     c.add_argument("dst")
@@ -323,11 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.edits import EditError
     from .engine.loaders import ModelLoadError
     from .engine.modeldata import DataError
+    from .engine.plugins import PluginError
     from .engine.recipe import RecipeError
 
     try:
         return args.func(args)
-    except (CliError, ModelLoadError, RecipeError, EditError, DataError, RuntimeError) as e:
+    except (CliError, ModelLoadError, RecipeError, EditError, DataError, PluginError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -108,3 +108,47 @@ class FeatureHistory:
         self.entries = []
         self._sum[:] = 0
         self._sq[:] = 0
+
+
+def rank_by_masks(features: np.ndarray, masks: np.ndarray, method: str = "cosine") -> np.ndarray:
+    """Scores [C] of features [N,C,h,w] against a different selection per image (masks [N,H,W]), averaged."""
+    return np.mean([rank_channels(f, m_, method) for f, m_ in zip(features, _masks_to(masks, features.shape[-1]),
+                                                                       strict=True)], axis=0)
+
+
+def _masks_to(masks: np.ndarray, size: int) -> np.ndarray:
+    n, h, _ = masks.shape
+    if h == size:
+        return masks.astype(np.float32)
+    f = h // size
+    return masks.reshape(n, size, f, size, f).mean(axis=(2, 4)).astype(np.float32)
+
+
+def axis_probe(renderer, stack, layer: str, selection: np.ndarray, value: float,
+               channels: list[int] | None = None, chunk: int = 32) -> list[dict]:
+    """For each channel: +value and -value at the selection, one-hot; how much the image changes inside the
+    selection vs outside.  Returns per channel and sign: effect (mean |change| inside, 0..255 units) and
+    locality (share of the total change inside), sorted by effect * locality, best first."""
+    from .edits import SpatialTab
+
+    st = renderer.layers[layer]
+    channels = list(range(st.channels)) if channels is None else channels
+    base = renderer.render(stack, use_cache=False).images[0]
+    res = base.shape[-1]
+    inside = np.kron(selection != 0, np.ones((res // selection.shape[0],) * 2)).astype(bool)
+    probes = [(c, s) for c in channels for s in (1.0, -1.0)]
+    out = []
+    for i in range(0, len(probes), chunk):
+        part = probes[i:i + chunk]
+        stacks = []
+        for c, s in part:
+            w = np.zeros(st.channels, np.float32)
+            w[c] = s
+            stacks.append(stack.copy(tabs=[*stack.tabs, SpatialTab("probe", [layer], selection, {layer: w}, value)]))
+        images = renderer.render_many(stacks).images
+        diff = (images - base[None]).abs().sum(1).cpu().numpy() * 127.5
+        for (c, s), d in zip(part, diff, strict=True):
+            total = float(d.sum()) + 1e-9
+            effect = float(d[inside].mean())
+            out.append({"channel": c, "sign": s, "effect": effect, "locality": float(d[inside].sum()) / total})
+    return sorted(out, key=lambda r: -r["effect"] * r["locality"])

@@ -1,0 +1,228 @@
+"""Find, for the bundled model, which feature maps track each part and which change it; measure the result.
+
+Detectors: on generated images, rank every layer's channels by cosine similarity to the oracle's part masks,
+then search layer x top-k channels x threshold for the spatial_map plugin settings with the best IoU.
+Edit tabs: with a part's detected region as the selection, run the axis-aligned probe (each channel +v and -v)
+and score each by how much it moves the oracle toward the target attribute; the tab combines the best channels.
+No hand-tuning per image: everything is chosen on discovery seeds and measured on other seeds.
+
+    ganstudio discover --part mouth        # reproduces the detector search for one part
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..engine.analysis import rank_by_masks, top_channels
+from ..engine.edits import EditStack, SpatialTab, format_channel_list
+from ..engine.plugins import resample_mask
+from ..engine.renderer import Renderer
+from .oracle import Oracle, predict
+from .render import ATTRIBUTES, PART_INDEX
+
+PART_GROUPS = {"mouth": ("mouth",), "eyes": ("left_eye", "right_eye"), "hair": ("hair",), "skin": ("skin",),
+               "cheeks": ("cheeks",), "hairband": ("hairband",), "background": ("background",)}
+DISCOVERY_SEED = 10_000  # seeds 10000.. are for discovery; measurement uses 20000..
+MEASURE_SEED = 20_000
+THRESHOLDS = np.round(np.linspace(0.15, 0.85, 15), 3)
+
+# edit tabs: name -> (oracle attribute, class index, region it edits, layer)
+EDITS = {
+    "mouth_open": ("mouth", 2, "mouth", "b16.conv0"),
+    "smile": ("mouth", 1, "mouth", "b16.conv0"),
+    "blush": ("blush", 1, "skin", "b16.conv0"),
+    "hairband": ("hairband", 1, "hair", "b16.conv0"),
+    "eyes_red": ("eye_colour", list(ATTRIBUTES["eye_colour"]).index("red"), "eyes", "b32.conv0"),
+    "hair_blue": ("hair_colour", list(ATTRIBUTES["hair_colour"]).index("blue"), "hair", "b16.conv0"),
+}
+
+
+@dataclass
+class Sample:
+    stacks: list[EditStack]
+    images: np.ndarray  # uint8 [N,H,W,3]
+    features: dict[str, np.ndarray]  # layer -> [N,C,h,w]
+    parts: np.ndarray  # oracle part maps [N,H,W]
+
+
+def part_mask(parts: np.ndarray, part: str) -> np.ndarray:
+    return np.isin(parts, [PART_INDEX[p] for p in PART_GROUPS[part]])
+
+
+@torch.no_grad()
+def sample(renderer: Renderer, oracle: Oracle, seeds: list[int], psi: float = 0.8, layers: tuple = (),
+           chunk: int = 50) -> Sample:
+    stacks = [EditStack(seed=s, psi=psi) for s in seeds]
+    images, feats = [], {k: [] for k in layers}
+    for i in range(0, len(stacks), chunk):
+        r = renderer.render_many(stacks[i:i + chunk], capture=layers)
+        images.append(r.uint8())
+        for k in layers:
+            feats[k].append(r.features[k].cpu().numpy())
+    images = np.concatenate(images)
+    return Sample(stacks, images, {k: np.concatenate(v) for k, v in feats.items()}, predict(oracle, images)["parts"])
+
+
+def detector_masks(features: np.ndarray, channels: list[int], threshold: float, size: int) -> np.ndarray:
+    """The spatial_map plugin's rule (sum of channels, min-max normalised, thresholded), upsampled to `size`."""
+    m = features[:, channels].sum(1)
+    lo = m.min(axis=(1, 2), keepdims=True)
+    hi = m.max(axis=(1, 2), keepdims=True)
+    on = ((m - lo) / np.maximum(hi - lo, 1e-12) > threshold).astype(np.float32)
+    f = size // on.shape[-1]
+    return np.repeat(np.repeat(on, f, 1), f, 2) > 0.5
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.logical_and(pred, truth).sum() / max(np.logical_or(pred, truth).sum(), 1))
+
+
+def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8)) -> dict:
+    """Best spatial_map settings (layer, channels, threshold) for a part, by IoU on the discovery sample."""
+    truth = part_mask(s.parts, part)
+    best = {"iou": -1.0}
+    for layer, f in s.features.items():
+        scores = rank_by_masks(f, truth.astype(np.float32), "cosine")
+        ranked = top_channels(scores, max(ks))
+        for k in ks:
+            for t in THRESHOLDS:
+                score = iou(detector_masks(f, ranked[:k], t, truth.shape[-1]), truth)
+                if score > best["iou"]:
+                    best = {"iou": score, "layer": layer, "channels": ranked[:k], "threshold": float(t)}
+    w = np.zeros(s.features[best["layer"]].shape[1], np.float32)
+    w[best["channels"]] = 1
+    return {"part": part, "plugin": "spatial_map", "iou_discovery": round(best["iou"], 4),
+            "params": {"layer": best["layer"], "channels": format_channel_list(w), "threshold": best["threshold"],
+                       "smooth": 0}}
+
+
+def detect(s: Sample, config: dict, grid: int | None = None) -> np.ndarray:
+    """Masks of a detector config for every image of a sample, at the image size (or at a tab's grid)."""
+    p = config["params"]
+    f = s.features[p["layer"]]
+    chans = [int(c) for c in p["channels"].split(",")]
+    full = detector_masks(f, chans, p["threshold"], s.images.shape[1])
+    if grid is None:
+        return full
+    return np.stack([resample_mask(m.astype(np.float32), grid) for m in full])
+
+
+@torch.no_grad()
+def discover_edit(renderer: Renderer, oracle: Oracle, s: Sample, detectors: dict, name: str, n_images: int = 8,
+                  value: float = 60.0, k: int = 6) -> tuple[SpatialTab, dict]:
+    """A tab that moves the oracle toward an attribute, from the axis-aligned probe on detected regions."""
+    attr, cls, region, layer = EDITS[name]
+    st = renderer.layers[layer]
+    sels = detect(s, detectors[region], grid=st.resolution)[:n_images]
+    gain = np.zeros((st.channels, 2))
+    for i in range(n_images):
+        base = renderer.render(s.stacks[i], use_cache=False).uint8()
+        p0 = _prob(oracle, base, attr, cls)[0]
+        stacks = []
+        for c in range(st.channels):
+            for sign in (1.0, -1.0):
+                w = np.zeros(st.channels, np.float32)
+                w[c] = sign
+                stacks.append(s.stacks[i].copy(tabs=[SpatialTab("probe", [layer], sels[i], {layer: w}, value)]))
+        imgs = np.concatenate([renderer.render_many(stacks[j:j + 64]).uint8() for j in range(0, len(stacks), 64)])
+        gain += (_prob(oracle, imgs, attr, cls) - p0).reshape(st.channels, 2)
+    gain /= n_images
+    order = np.argsort(-gain.ravel())[:k]
+    w = np.zeros(st.channels, np.float32)
+    for o in order:
+        c, sgn = divmod(int(o), 2)
+        if gain[c, sgn] > 0:
+            w[c] += 1.0 if sgn == 0 else -1.0
+    tab = SpatialTab(name, [layer], np.zeros((st.resolution, st.resolution), np.float32), {layer: w}, value,
+                     active=True, detector={"plugin": "spatial_map", "mode": "run_and_modify",
+                                            "params": dict(detectors[region]["params"])})
+    notes = {"layer": layer, "region": region, "channels": format_channel_list(w),
+             "probe_gain": [round(float(gain.ravel()[o]), 4) for o in order]}
+    return tab, notes
+
+
+def _prob(oracle: Oracle, images: np.ndarray, attr: str, cls: int) -> np.ndarray:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    out = []
+    for i in range(0, len(x), 256):
+        _, logits, _ = oracle.eval()(x[i:i + 256])
+        out.append(torch.softmax(logits[attr], 1)[:, cls].numpy())
+    return np.concatenate(out)
+
+
+def tune_value(engine, oracle: Oracle, tab: SpatialTab, s: Sample, detectors: dict, values=(40, 60, 80, 100, 120),
+               n: int = 24, target: float = 0.9) -> float:
+    """The smallest slider value that gives the attribute in `target` of discovery images (else the best)."""
+    attr, cls, region, _ = EDITS[tab.name]
+    best = (-1.0, values[-1])
+    for v in values:
+        rate = float(np.mean(_prob(oracle, _auto_edit(engine, tab, s, detectors[region], v, n), attr, cls) > 0.5))
+        if rate >= target:
+            return float(v)
+        best = max(best, (rate, float(v)))
+    return best[1]
+
+
+def _auto_edit(engine, tab: SpatialTab, s: Sample, detector: dict, value: float, n: int) -> np.ndarray:
+    """Run-and-modify by hand on a sample: the detected region as selection, the tab at `value`."""
+    layer = tab.layers[0]
+    sels = detect(s, detector, grid=engine.renderer.layers[layer].resolution)
+    imgs = []
+    for i in range(min(n, len(s.stacks))):
+        t = SpatialTab(tab.name, tab.layers, sels[i], tab.weights, value)
+        imgs.append(engine.render(s.stacks[i].copy(tabs=[t]), use_cache=False).uint8()[0])
+    return np.stack(imgs)
+
+
+def dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(r):
+        p = np.pad(out, ((0, 0), (1, 1), (1, 1)))
+        out = p[:, 1:-1, 1:-1] | p[:, :-2, 1:-1] | p[:, 2:, 1:-1] | p[:, 1:-1, :-2] | p[:, 1:-1, 2:]
+    return out
+
+
+def measure_edit(engine, oracle: Oracle, s: Sample, tab: SpatialTab, detectors: dict, direction=None) -> dict:
+    """On held-out images: how often the edit gives the attribute, and how much of the change is in the part."""
+    attr, cls, region, _ = EDITS[tab.name]
+    before = s.images
+    after = _auto_edit(engine, tab, s, detectors[region], tab.value, len(s.stacks))
+    report = _effect(oracle, before, after, s.parts, attr, cls, region)
+    if direction is not None:  # the latent direction at an equal effect
+        alpha = _match_alpha(engine, oracle, s, direction, attr, cls, report["rate"])
+        moved = np.stack([engine.render(st.copy(directions=[direction.__class__(direction.name, direction.vector,
+                                                                                 alpha)]),
+                                        use_cache=False).uint8()[0] for st in s.stacks])
+        report["latent"] = {"alpha": alpha, **_effect(oracle, before, moved, s.parts, attr, cls, region)}
+    return report
+
+
+def _effect(oracle, before, after, parts_before, attr, cls, region) -> dict:
+    rate = float(np.mean(_prob(oracle, after, attr, cls) > 0.5))
+    had = float(np.mean(_prob(oracle, before, attr, cls) > 0.5))
+    parts_after = predict(oracle, after)["parts"]
+    zone = dilate(part_mask(parts_before, region) | part_mask(parts_after, region), 3)
+    change = np.abs(after.astype(np.int32) - before.astype(np.int32)).sum(-1)
+    inside = float(change[zone].sum() / max(change.sum(), 1))
+    return {"rate": round(rate, 4), "rate_before": round(had, 4), "change_inside_part": round(inside, 4)}
+
+
+def _match_alpha(engine, oracle, s, direction, attr, cls, target_rate, n: int = 48) -> float:
+    """The direction strength whose attribute rate on the first n images is closest to the tab's."""
+    best = (9.0, 0.0)
+    for alpha in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
+        d = direction.__class__(direction.name, direction.vector, alpha)
+        imgs = np.stack([engine.render(st.copy(directions=[d]), use_cache=False).uint8()[0] for st in s.stacks[:n]])
+        rate = float(np.mean(_prob(oracle, imgs, attr, cls) > 0.5))
+        best = min(best, (abs(rate - target_rate), alpha))
+        if rate >= target_rate:
+            break
+    return best[1]
+
+
+def report_json(obj) -> str:
+    return json.dumps(obj, indent=1, default=float)

@@ -1,0 +1,210 @@
+"""Measure a portrait generator with the oracle: valid portraits, attribute spread, attribute directions.
+
+    python -m studio.portraits.evaluate --model M --oracle O [--directions]   # writes a JSON report
+
+Valid portrait: one face (the largest skin component covers >= 8% of the image and it is near the middle),
+two eyes (each >= 6 pixels, left of centre / right of centre, above the mouth), one mouth (>= 4 pixels, below the
+eyes, between them horizontally).  Attribute spread: every value of every attribute in >= 2% of samples, and the
+total variation distance between the oracle's attribute distribution on generated images and the dataset's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engine.edits import Direction
+from ..engine.network import Generator
+from ..engine.renderer import to_uint8
+from .oracle import Oracle, load_oracle, predict
+from .render import ATTRIBUTES, PART_INDEX, params_from_z
+
+MIN_FACE = 0.08
+MIN_EYE = 6
+MIN_MOUTH = 4
+
+
+@torch.no_grad()
+def sample(G: Generator, n: int, psi: float, seed: int, batch: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """n images (uint8) and their ws [n, w_dim] for z = RandomState(seed).randn(n, z_dim)."""
+    z = np.random.RandomState(seed).randn(n, G.cfg.z_dim).astype(np.float32)
+    imgs, ws = [], []
+    for i in range(0, n, batch):
+        w = G.map(torch.from_numpy(z[i:i + batch]), psi=psi)
+        imgs.append(to_uint8(G.synthesis(w)))
+        ws.append(w[:, 0].numpy())
+    return np.concatenate(imgs), np.concatenate(ws)
+
+
+def component_sizes(mask: np.ndarray) -> list[int]:
+    """Sizes of the 4-connected components of a boolean mask, largest first."""
+    seen = np.zeros_like(mask, dtype=bool)
+    h, w = mask.shape
+    sizes = []
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
+        if seen[y0, x0]:
+            continue
+        seen[y0, x0] = True
+        stack, size = [(y0, x0)], 0
+        while stack:
+            y, x = stack.pop()
+            size += 1
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        sizes.append(size)
+    return sorted(sizes, reverse=True)
+
+
+def valid_portrait(parts: np.ndarray) -> bool:
+    """One face, two eyes and one mouth at plausible places (see the module doc)."""
+    h, w = parts.shape
+    skin = parts == PART_INDEX["skin"]
+    sizes = component_sizes(skin)
+    if not sizes or sizes[0] < MIN_FACE * h * w or (len(sizes) > 1 and sizes[1] > 0.25 * sizes[0]):
+        return False  # no face, or a second face-sized region
+    ys, xs = np.nonzero(skin)
+    if not (0.25 * w < xs.mean() < 0.75 * w and 0.2 * h < ys.mean() < 0.8 * h):
+        return False
+    centres = {}
+    for name, minimum in (("left_eye", MIN_EYE), ("right_eye", MIN_EYE), ("mouth", MIN_MOUTH)):
+        m = parts == PART_INDEX[name]
+        if m.sum() < minimum:
+            return False
+        yy, xx = np.nonzero(m)
+        centres[name] = (yy.mean(), xx.mean())
+    (ly, lx), (ry, rx), (my, mx) = centres["left_eye"], centres["right_eye"], centres["mouth"]
+    return lx < mx < rx and max(ly, ry) < my and abs(ly - ry) < 0.15 * h
+
+
+def dataset_distribution(n: int = 20_000, z_dim: int = 64, seed: int = 5) -> dict[str, np.ndarray]:
+    z = np.random.RandomState(seed).randn(n, z_dim)
+    labels = [params_from_z(x).labels() for x in z]
+    return {k: np.bincount([lab[k] for lab in labels], minlength=len(v)) / n for k, v in ATTRIBUTES.items()}
+
+
+def quality_report(G: Generator, oracle: Oracle, n: int = 1000, psis: tuple[float, ...] = (0.7, 1.0)) -> dict:
+    data_dist = dataset_distribution(z_dim=G.cfg.z_dim)
+    report = {}
+    for psi in psis:
+        imgs, _ = sample(G, n, psi, seed=123)
+        pred = predict(oracle, imgs)
+        valid = float(np.mean([valid_portrait(p) for p in pred["parts"]]))
+        attrs = {}
+        for k, classes in ATTRIBUTES.items():
+            freq = np.bincount(pred[k], minlength=len(classes)) / n
+            attrs[k] = {"freq": {c: round(float(f), 4) for c, f in zip(classes, freq, strict=True)},
+                        "min_freq": round(float(freq.min()), 4),
+                        "tv_distance": round(float(0.5 * np.abs(freq - data_dist[k]).sum()), 4)}
+        report[f"psi_{psi}"] = {"valid_portraits": valid, "attributes": attrs,
+                                "all_values_over_2pct": all(a["min_freq"] >= 0.02 for a in attrs.values())}
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ directions
+
+
+def direction_targets(pred: dict) -> dict[str, np.ndarray]:
+    """Binary targets for every labelled attribute value, named like the original's attributes.csv."""
+    t = {}
+    for k, classes in ATTRIBUTES.items():
+        if classes == ("off", "on"):
+            t[k] = pred[k] == 1
+        elif k == "background":
+            t["background_light"] = pred[k] == 1
+        elif k == "mouth":
+            t["mouth_open"] = pred[k] == 2
+            t["smile"] = pred[k] == 1
+        else:
+            prefix = {"hair_colour": "hair", "eye_colour": "eyes", "hair_length": "hair", "bangs": "bangs"}[k]
+            for i, c in enumerate(classes):
+                t[f"{prefix}_{c}"] = pred[k] == i
+    return t
+
+
+def fit_direction(ws: np.ndarray, y: np.ndarray, steps: int = 300) -> np.ndarray:
+    """Unit normal of a logistic-regression boundary in w-space (balanced classes, standardised inputs)."""
+    x = torch.from_numpy(ws).float()
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mu) / sd
+    t = torch.from_numpy(y.astype(np.float32))
+    pos = t.mean().clamp(1e-3, 1 - 1e-3)
+    weight = torch.where(t > 0, 0.5 / pos, 0.5 / (1 - pos))
+    lin = torch.nn.Linear(x.shape[1], 1)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(xs)[:, 0], t, weight=weight)
+        loss = loss + 1e-3 * lin.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    normal = (lin.weight[0] / sd).detach().numpy()  # back to w coordinates
+    return (normal / np.linalg.norm(normal)).astype(np.float32)
+
+
+@torch.no_grad()
+def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, target: str, d: np.ndarray, sigmas: float = 2.0,
+              n: int = 300) -> float:
+    """Among samples without the attribute, the share the oracle labels with it after w += sigmas * std * d."""
+    pred0 = direction_targets(predict(oracle, _render_w(G, ws)))[target]
+    idx = np.flatnonzero(~pred0)[:n]
+    if len(idx) == 0:
+        return float("nan")
+    step = sigmas * float((ws @ d).std())
+    moved = ws[idx] + step * d[None]
+    pred1 = direction_targets(predict(oracle, _render_w(G, moved)))[target]
+    return float(pred1.mean())
+
+
+def _render_w(G: Generator, w: np.ndarray, batch: int = 250) -> np.ndarray:
+    out = []
+    for i in range(0, len(w), batch):
+        ws = torch.from_numpy(w[i:i + batch]).float().unsqueeze(1).repeat(1, G.cfg.num_ws, 1)
+        out.append(to_uint8(G.synthesis(ws)))
+    return np.concatenate(out)
+
+
+def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321) -> tuple[list[Direction], dict]:
+    imgs, ws = sample(G, n, psi=1.0, seed=seed)
+    targets = direction_targets(predict(oracle, imgs))
+    directions, notes = [], {}
+    for name, y in targets.items():
+        if y.sum() < 20 or (~y).sum() < 20:
+            notes[name] = {"skipped": f"only {int(y.sum())} positive samples"}
+            continue
+        d = fit_direction(ws, y)
+        directions.append(Direction(name, d))
+        rate = flip_rate(G, oracle, ws[:2000], name, d)
+        notes[name] = {"positives": int(y.sum()), "flip_rate_2sigma": round(rate, 3)}
+    return directions, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..engine.loaders import load_model
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--oracle", required=True)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--out", help="write the report here (JSON)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    G = load_model(args.model).generator
+    report = quality_report(G, load_oracle(args.oracle), args.n)
+    text = json.dumps(report, indent=1)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
