@@ -78,9 +78,10 @@ def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
         R.render(stack)  # fill the cache with the unedited image
         values = iter(np.linspace(10, 80, 10_000))
 
-        def cached():
+        def cached(layer=layer, values=values):
             out = R.render(stack.copy(tabs=[edit_tab(R, layer, float(next(values)))]))
             assert R.stages[out.first_stage].name == layer
+
         c = median_ms(cached, repeats)
         t = tail_ms(R, start, ws, repeats)
         print(f"{layer:<16} {c:10.1f} {c / full:8.2f}x {t:14.1f}      {c / t:8.2f}x")

@@ -235,6 +235,13 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_csv(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    n = eng.data.import_original(args.kind.replace("-", "_"), args.csv, eng.config.w_dim)
+    print(f"imported {n} row(s) of {args.csv} into {eng.data.dir}")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import run_app
 
@@ -312,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_analysis import add_parsers
 
     add_parsers(sub, common)
+
+    ic = sub.add_parser("import-csv", parents=[common], help="import the original tool's CSVs into the data folder")
+    ic.add_argument("kind", choices=("attributes", "average-latent", "latents"))
+    ic.add_argument("csv")
+    ic.set_defaults(func=cmd_import_csv)
 
     c = sub.add_parser("convert", parents=[common], help="write GAN Studio's own format (.safetensors)")
     c.add_argument("src")

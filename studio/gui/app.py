@@ -320,8 +320,11 @@ class StudioApp:
             dpg.setup_dearpygui()
             dpg.show_viewport()
             probe = os.environ.get("GANSTUDIO_PROBE")
+            bench = ScrubBenchmark(self, os.environ["GANSTUDIO_BENCH"]) if os.environ.get("GANSTUDIO_BENCH") else None
             frame, shot_frame = 0, None
             while dpg.is_dearpygui_running():
+                if bench is not None and bench.step():
+                    break
                 self._pump()
                 self.canvas.handle_mouse()
                 self.canvas.draw_grid()
@@ -344,6 +347,8 @@ class StudioApp:
                         break
         finally:
             self.worker.stop()
+            if getattr(self, "batch", None) is not None:
+                self.batch.stop()
             dpg.destroy_context()
         return 0
 
@@ -374,3 +379,70 @@ class StudioApp:
         with open(tmp, "w") as f:
             json.dump(doc, f)
         os.replace(tmp, path)
+
+
+class ScrubBenchmark:
+    """Benchmark mode (GANSTUDIO_BENCH=out.json): drags a spatial tab's slider from the event loop, first alone,
+    then while a batch job runs; records displayed renders per second and every loop iteration's duration."""
+
+    PHASE_S = 6.0
+
+    def __init__(self, app: StudioApp, out: str):
+        self.app, self.out = app, out
+        self.phase, self.t_phase, self.t_last = "wait", 0.0, None
+        self.loops: dict[str, list[float]] = {"scrub": [], "scrub+batch": []}
+        self.shown: dict[str, int] = {"scrub": 0, "scrub+batch": 0}
+        self.renders_ms: list[float] = []
+        self._last_shown = -1
+
+    def _start_phase(self, name: str) -> None:
+        self.phase, self.t_phase = name, time.perf_counter()
+
+    def step(self) -> bool:
+        """Called once per loop iteration; returns True when done."""
+        app, now = self.app, time.perf_counter()
+        if self.phase == "wait":
+            if app._shown >= 0 and app._shown == app.state.version:
+                layer = app.default_tab_layer
+                tab = app.state.add_tab("bench", layer)
+                res = tab.selection.shape[0]
+                tab.selection = np.zeros((res, res), np.float32)
+                tab.selection[res // 2: 3 * res // 4, res // 4: 3 * res // 4] = 1
+                tab.weights[layer][:16] = 1
+                self._start_phase("scrub")
+            return False
+        if self.t_last is not None:
+            self.loops[self.phase].append((now - self.t_last) * 1000)
+        self.t_last = now
+        if app._shown != self._last_shown:
+            self._last_shown = app._shown
+            self.shown[self.phase] += 1
+            self.renders_ms.append(app.render_ms)
+        t = now - self.t_phase
+        app.state.tab.value = float(60 + 40 * np.sin(2 * np.pi * t / 1.5))  # a continuous drag
+        app.state.touch()
+        if t > self.PHASE_S:
+            if self.phase == "scrub":
+                import dearpygui.dearpygui as dpg
+
+                dpg.set_value("bj_job", "New latents")
+                dpg.set_value("bj_n", 100_000)
+                dpg.set_value("bj_out", str(Path(self.out).parent / "bench_batch"))
+                app.batch.start()
+                self._start_phase("scrub+batch")
+                return False
+            app.batch.cancel.set()
+            self._write()
+            return True
+        return False
+
+    def _write(self) -> None:
+        doc = {}
+        for phase, loops in self.loops.items():
+            arr = np.array(loops[5:])  # skip the first frames of a phase
+            doc[phase] = {"renders_per_s": round(self.shown[phase] / self.PHASE_S, 1),
+                          "loop_ms_median": round(float(np.median(arr)), 2),
+                          "loop_ms_p99": round(float(np.percentile(arr, 99)), 2),
+                          "loop_ms_max": round(float(arr.max()), 2), "loops": len(arr)}
+        doc["render_ms_median"] = round(float(np.median(self.renders_ms)), 2)
+        Path(self.out).write_text(json.dumps(doc, indent=1))

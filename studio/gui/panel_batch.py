@@ -143,6 +143,12 @@ class BatchPanel:
                 status = "cancelled" if self.cancel.is_set() else "done"
                 self.state.say(f"batch job {status}: {p.done if p else 0} images in {self.folder}")
 
+    def stop(self) -> None:
+        """Cancel a running job and wait for it: it ends after its current chunk."""
+        self.cancel.set()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+
     def record(self, image) -> None:
         if dpg.get_value("an_record"):
             self.recording.append(image)

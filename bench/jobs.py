@@ -1,0 +1,81 @@
+"""Batch-job benchmark: images/s of each job, and the axis-aligned sweep of every channel at the 16x16 layer
+against rendering the same images one by one from scratch, measured in the same run.
+
+    python bench/jobs.py [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from studio import paths  # noqa: E402
+from studio.engine import jobs  # noqa: E402
+from studio.engine.edits import Direction, EditStack, SpatialTab  # noqa: E402
+from studio.engine.engine import Engine  # noqa: E402
+
+
+def run_job(engine: Engine, job: jobs.Job, out: Path) -> float:
+    folder = None
+    for p in job.run(engine, out):
+        folder = p.folder
+    return json.loads((folder / "manifest.json").read_text())["images_per_second"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", help="default: the bundled model")
+    args = ap.parse_args()
+    model = args.model or paths.bundled_model()
+    if model is None:
+        print("no bundled model here: pass --model")
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        eng = Engine.open(model, out / "data")
+        layer = eng.renderer.default_layer(16)
+        st = eng.renderer.layers[layer]
+        sel = np.zeros((16, 16), np.float32)
+        sel[9:12, 5:11] = 1
+        w = np.zeros(st.channels, np.float32)
+        w[:4] = 1
+        tab = SpatialTab("mouth", [layer], sel, {layer: w}, value=60)
+        stack = EditStack(seed=7, psi=0.7, tabs=[tab])
+        print(f"model {Path(model).name}, {eng.config.resolution}px, sweep layer {layer} ({st.channels} channels)")
+
+        sweep = jobs.axis_aligned_sweep(stack, 0)
+        t0 = time.perf_counter()
+        rate = run_job(eng, sweep, out)
+        batched = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for item in sweep.items:  # the same images, one by one, from scratch (no cache, no batching)
+            eng.renderer.render(item.stack, use_cache=False).uint8()
+        single = time.perf_counter() - t0
+        print(f"axis sweep, {len(sweep.items)} images: {batched:.2f} s as a job (with PNG writing, {rate} images/s) "
+              f"vs {single:.2f} s one by one from scratch (render only) -> {single / batched:.2f}x")
+
+        dirs = [Direction("a", np.random.default_rng(0).normal(size=eng.config.w_dim).astype(np.float32), 1.5),
+                Direction("b", np.random.default_rng(1).normal(size=eng.config.w_dim).astype(np.float32), -1.0)]
+        s2 = stack.copy(directions=dirs)
+        t2 = SpatialTab("other", [layer], sel, {layer: np.roll(w, 8)}, value=-50)
+        plans = {
+            "new latents (64)": jobs.new_latents(stack, 64, seed=0),
+            "attribute spectrum (32)": jobs.attribute_spectrum(s2, 32, slide_past_zero=True),
+            "attribute combinatoric k=5": jobs.attribute_combinatoric(s2, 5),
+            "fmap combinatoric k=6, 2 tabs": jobs.fmap_combinatoric([stack.copy(tabs=[tab, t2])], 6),
+        }
+        for name, job in plans.items():
+            print(f"{name:<32} {run_job(eng, job, out):8.1f} images/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
