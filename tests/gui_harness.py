@@ -124,8 +124,9 @@ class Studio:
         self.xdo("mouseup", str(button))
 
     def type_into(self, item: str, text: str) -> None:
-        x, y = self.centre(item)
-        self.click(x, y)
-        self.xdo("key", "ctrl+a")
+        x0, y0, x1, y1 = self.wait(lambda p: item in p.get("rects", {}), 20, item)["rects"][item]
+        self.click(x0 + min(60, (x1 - x0) // 3), (y0 + y1) // 2)  # the text part (input ints have +/- at the right)
+        self.xdo("key", "End")
+        self.xdo("key", "--repeat", "120", "--delay", "2", "BackSpace")
         self.xdo("type", "--delay", "15", text)
         self.xdo("key", "Return")

@@ -114,3 +114,21 @@ def test_screenshot_shows_image_and_grid(model, tmp_path):
     lines = [c for c in range(40, 500) if cols[c] > cols[c - 3] + 2 and cols[c] > cols[c + 3] + 2]
     spacing = np.diff(lines)
     assert len(lines) >= 10 and np.median(spacing) == pytest.approx(32, abs=1)
+
+
+def test_batch_job_from_the_studio_with_progress(model, tmp_path):
+    out = tmp_path / "batch_out"
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.click(*app.centre("tab_batch"))
+        app.type_into("bj_out", str(out))
+        app.type_into("bj_n", "6")
+        app.click(*app.centre("bj_start_btn"))
+        p = app.wait(lambda p: p["batch"] and p["batch"]["done"] == 6 and not p["batch"]["running"], 60, "batch")
+        assert p["batch"]["total"] == 6 and "done" in p["message"]
+        app.settled()  # the studio keeps rendering afterwards
+    folder = next(out.iterdir())
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["files"]) == 6

@@ -359,7 +359,7 @@ class StudioApp:
         tab = self.state.tab
         rects = {}
         for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
-                     "tab_spatial", "tab_generate"):
+                     "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n"):
             if dpg.does_item_exist(item) and dpg.is_item_visible(item):
                 rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
         image = self.canvas.image
@@ -370,6 +370,9 @@ class StudioApp:
                                              "selection_sum": float(np.abs(tab.selection).sum()),
                                              "channels": int(np.count_nonzero(tab.weights[tab.layers[0]]))},
             "seed": self.state.stack.seed, "render_ms": self.render_ms,
+            "batch": None if self.batch.progress is None else {
+                "done": self.batch.progress.done, "total": self.batch.progress.total,
+                "folder": str(self.batch.progress.folder), "running": self.batch.thread is not None},
             "image_mean": None if image is None else float(image.mean()),
         }
         if image is not None and getattr(self, "_probed_image", None) is not image:

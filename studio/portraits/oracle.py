@@ -134,15 +134,16 @@ def load_oracle(path: str | Path) -> Oracle:
     return oracle.eval()
 
 
-def train(out: Path, minutes: float, n_train: int, threads: int, seed: int = 7) -> dict:
+def train(out: Path, minutes: float, n_train: int, threads: int, seed: int = 7, resume: str | None = None,
+          lr: float = 2e-3) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     t0 = time.time()
-    imgs, labs, labels = make_data(n_train, seed=1001)
+    imgs, labs, labels = make_data(n_train, seed=1000 + seed)
     held = make_data(1000, seed=2002)  # held-out renders, never trained on
     print(f"rendered {n_train} + 1000 portraits in {time.time() - t0:.0f}s", flush=True)
-    oracle = Oracle()
-    opt = torch.optim.AdamW(oracle.parameters(), lr=2e-3, weight_decay=1e-4)
+    oracle = load_oracle(resume).train() if resume else Oracle()
+    opt = torch.optim.AdamW(oracle.parameters(), lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(imgs).permute(0, 3, 1, 2)
     y_all = torch.from_numpy(labs).long()
@@ -165,7 +166,7 @@ def train(out: Path, minutes: float, n_train: int, threads: int, seed: int = 7) 
             total_steps = int(20 * minutes * 60 / (time.time() - (t_end - minutes * 60)))
         if total_steps:
             for g in opt.param_groups:
-                g["lr"] = 2e-3 * max(0.05, 0.5 * (1 + np.cos(np.pi * min(step / total_steps, 1))))
+                g["lr"] = lr * max(0.05, 0.5 * (1 + np.cos(np.pi * min(step / total_steps, 1))))
         if step % 200 == 0:
             print(json.dumps({"step": step, "loss": round(loss.item(), 4)}), flush=True)
     metrics = evaluate(oracle, *held)
@@ -182,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--train-size", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--resume", help="continue from this oracle file")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=7, help="training data seed offset and sampling seed")
     args = ap.parse_args(argv)
-    train(Path(args.out), args.minutes, args.train_size, args.threads)
+    train(Path(args.out), args.minutes, args.train_size, args.threads, args.seed, args.resume, args.lr)
     return 0
 
 
