@@ -279,6 +279,8 @@ class StudioApp:
         with dpg.window(tag="main", no_scrollbar=True):
             with dpg.menu_bar():
                 with dpg.menu(label="File"):
+                    dpg.add_menu_item(label="Open model...", callback=lambda: dpg.show_item("dlg_model"))
+                    dpg.add_menu_item(label="Import PNG...", callback=lambda: dpg.show_item("dlg_png"))
                     dpg.add_menu_item(label="Save tab", shortcut="Ctrl+S", callback=self.save_tab)
                     dpg.add_menu_item(label="Favourite", shortcut="F", callback=self.favourite)
                     dpg.add_menu_item(label="Quit", callback=lambda: dpg.stop_dearpygui())
@@ -303,9 +305,36 @@ class StudioApp:
                                 panel.build()
             dpg.add_separator()
             self.statusbar.build()
+        self._file_dialogs()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=lambda s, key: self._key(key))
         dpg.set_primary_window("main", True)
+
+    def _file_dialogs(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        def picked(handler):
+            return lambda sender, app_data: handler(app_data.get("file_path_name", ""))
+
+        with dpg.file_dialog(tag="dlg_model", show=False, width=640, height=420, default_path=str(paths.models_dir()),
+                             callback=picked(self.open_model)):
+            for ext in (".safetensors", ".pkl", ".pt", ".pth"):
+                dpg.add_file_extension(ext)
+        with dpg.file_dialog(tag="dlg_png", show=False, width=640, height=420, callback=picked(self.import_png)):
+            dpg.add_file_extension(".png")
+
+    def open_model(self, path: str) -> None:
+        """Switch model: check that it loads, then restart the studio on it (textures and layers change)."""
+        from ..engine.loaders import load_model
+
+        try:
+            load_model(path)
+        except ModelLoadError as e:
+            self.state.say(str(e), error=True)
+            return
+        self.worker.stop()
+        args = [sys.executable, "-m", "studio.cli", "gui", "--model", path, "--data", str(self.engine.data.root)]
+        os.execv(sys.executable, args)
 
     # -------------------------------------------------------------------------------------------- loop
 

@@ -226,3 +226,60 @@ def _match_alpha(engine, oracle, s, direction, attr, cls, target_rate, n: int = 
 
 def report_json(obj) -> str:
     return json.dumps(obj, indent=1, default=float)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Discover detectors for every part and the edit tabs, measure them on held-out seeds, and write them
+    into the model's data folder (detectors.json, tabs/*.json, analysis.json)."""
+    import argparse
+    import time
+
+    from .. import paths
+    from ..engine.engine import Engine
+    from ..engine.files import write_text_atomic
+    from .oracle import load_oracle
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--model", default=str(paths.bundled_model() or ""))
+    ap.add_argument("--oracle", default=str(paths.models_dir() / "oracle.safetensors"))
+    ap.add_argument("--n-discover", type=int, default=200)
+    ap.add_argument("--n-measure", type=int, default=500)
+    ap.add_argument("--edits", default=",".join(EDITS))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    eng = Engine.open(args.model, paths.data_root(), device="cpu")
+    oracle = load_oracle(args.oracle)
+    layers = tuple(eng.renderer.layers)
+    t0 = time.time()
+    disc = sample(eng.renderer, oracle, list(range(DISCOVERY_SEED, DISCOVERY_SEED + args.n_discover)), layers=layers)
+    meas = sample(eng.renderer, oracle, list(range(MEASURE_SEED, MEASURE_SEED + args.n_measure)), layers=layers)
+    print(f"sampled {args.n_discover} + {args.n_measure} images in {time.time() - t0:.0f}s", flush=True)
+    detectors, report = {}, {"detectors": {}, "edits": {}}
+    for part in PART_GROUPS:
+        if not part_mask(disc.parts, part).any():
+            continue
+        config = discover_detector(disc, part)
+        config["iou_measured"] = round(iou(detect(meas, config), part_mask(meas.parts, part)), 4)
+        detectors[part] = config
+        report["detectors"][part] = {k: config[k] for k in ("iou_discovery", "iou_measured")} | config["params"]
+        print(part, json.dumps(report["detectors"][part]), flush=True)
+    write_text_atomic(eng.data.dir / "detectors.json", json.dumps(detectors, indent=1))
+    directions = {d.name: d for d in eng.data.load_directions()}
+    for name in args.edits.split(","):
+        t1 = time.time()
+        tab, notes = discover_edit(eng.renderer, oracle, disc, detectors, name)
+        tab.value = tune_value(eng, oracle, tab, disc, detectors)
+        eng.data.save_tab(tab)
+        measured = measure_edit(eng, oracle, meas, tab, detectors, directions.get(name))
+        report["edits"][name] = {**notes, "value": tab.value, "measured": measured,
+                                 "seconds": round(time.time() - t1, 1)}
+        print(name, json.dumps(report["edits"][name]), flush=True)
+    report["seeds"] = {"discovery": [DISCOVERY_SEED, DISCOVERY_SEED + args.n_discover - 1],
+                       "measurement": [MEASURE_SEED, MEASURE_SEED + args.n_measure - 1]}
+    write_text_atomic(eng.data.dir / "analysis.json", report_json(report))
+    print(f"wrote {eng.data.dir} in {time.time() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
