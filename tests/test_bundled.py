@@ -1,0 +1,70 @@
+"""The bundled model and its data folder: it loads, looks like portraits to the oracle, and its shipped
+directions, tabs and detectors do what their names say (re-measured here on fresh seeds)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from studio import paths
+from studio.engine.edits import EditStack
+from studio.engine.engine import Engine
+
+pytestmark = pytest.mark.skipif(paths.bundled_model() is None, reason="no bundled model in this checkout")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine.open(paths.bundled_model(), paths.data_root(), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    from studio.portraits.oracle import load_oracle
+
+    return load_oracle(paths.models_dir() / "oracle.safetensors")
+
+
+def test_data_folder_is_complete(engine):
+    d = engine.data
+    assert d.average_latent() is not None
+    names = {x.name for x in d.load_directions()}
+    assert {"mouth_open", "smile", "blush", "hairband", "background_light"} <= names
+    assert {"mouth_open", "smile", "blush", "hairband"} <= set(d.tab_names())
+    detectors = json.loads((d.dir / "detectors.json").read_text())
+    assert {"mouth", "eyes", "hair", "background"} <= set(detectors)
+    assert d.errors == []
+
+
+def test_generated_images_are_valid_portraits(engine, oracle):
+    from studio.portraits.evaluate import valid_portrait
+    from studio.portraits.oracle import predict
+
+    stacks = [EditStack(seed=s, psi=0.7) for s in range(5000, 5100)]
+    imgs = engine.renderer.render_many(stacks).uint8()
+    parts = predict(oracle, imgs)["parts"]
+    assert np.mean([valid_portrait(p) for p in parts]) >= 0.85
+
+
+def test_mouth_open_tab_auto_edit_opens_mouths(engine, oracle):
+    from studio.engine.plugins import PluginManager, apply_detectors
+    from studio.portraits.oracle import predict
+
+    tab = engine.data.load_tab(engine.data.tab_path("mouth_open"))
+    tab.detector = {**tab.detector, "mode": "run_and_modify"}
+    manager = PluginManager(paths.plugins_dir())
+    opened = []
+    for seed in range(6000, 6020):
+        result, _, messages = apply_detectors(engine, EditStack(seed=seed, psi=0.7, tabs=[tab]), manager)
+        assert messages == []
+        opened.append(predict(oracle, result.uint8())["mouth"][0] == 2)
+    assert np.mean(opened) >= 0.7
+
+
+def test_discover_cli_finds_a_mouth_detector(tmp_path):
+    from .conftest import run_cli
+
+    r = run_cli("discover", "--part", "mouth", "--n", "40", "--data", str(tmp_path / "data"))
+    assert r.returncode == 0, r.stderr
+    config = json.loads(r.stdout)
+    assert config["plugin"] == "spatial_map" and config["iou_discovery"] > 0.4
