@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gui", parents=[common], help="open the studio (the default command)")
     g.add_argument("--screenshot", help="render --frames frames, write a screenshot to this file and exit")
     g.add_argument("--frames", type=int, default=30)
+    g.add_argument("--tab", action="append", metavar="NAME", help="switch on this saved tab at start (repeatable)")
     g.set_defaults(func=cmd_gui)
 
     i = sub.add_parser("info", parents=[common], help="describe a model and list its layers")

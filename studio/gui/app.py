@@ -44,7 +44,10 @@ def run_app(args) -> int:
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return StudioApp(engine).run(screenshot=args.screenshot, frames=args.frames)
+    app = StudioApp(engine)
+    for name in args.tab or []:
+        app.activate_tab(name)
+    return app.run(screenshot=args.screenshot, frames=args.frames)
 
 
 class StudioApp:
@@ -70,6 +73,15 @@ class StudioApp:
         self._histories: dict[str, FeatureHistory] = {}
         self.plugins = PluginManager(paths.plugins_dir())
         self.worker = RenderWorker(self._render_job)
+
+    def activate_tab(self, name: str) -> None:
+        for i, tab in enumerate(self.state.stack.tabs):
+            if tab.name == name:
+                tab.active = True
+                self.state.active_tab = i
+                self.state.touch()
+                return
+        self.state.say(f"no saved tab {name!r} (have: {', '.join(self.engine.data.tab_names())})", error=True)
 
     # -------------------------------------------------------------------------------------------- rendering
 

@@ -148,6 +148,9 @@ def train(out: Path, minutes: float, n_train: int, threads: int, seed: int = 7, 
     x_all = torch.from_numpy(imgs).permute(0, 3, 1, 2)
     y_all = torch.from_numpy(labs).long()
     a_all = {k: torch.from_numpy(v) for k, v in labels.items()}
+    freq = np.bincount(labs.ravel(), minlength=len(PARTS)) / labs.size
+    part_weight = torch.tensor(1 / np.sqrt(np.maximum(freq, 1e-4)), dtype=torch.float32)
+    part_weight = part_weight / part_weight.mean()  # small parts (mouth, cheeks, eyes) count more
     t_end, step, batch = time.time() + minutes * 60, 0, 64
     total_steps = None
     while time.time() < t_end:
@@ -155,7 +158,7 @@ def train(out: Path, minutes: float, n_train: int, threads: int, seed: int = 7, 
         idx = torch.randint(0, n_train, (batch,), generator=gen)
         x = augment(x_all[idx].float() / 127.5 - 1, gen)
         parts, attrs, openness = oracle(x)
-        loss = F.cross_entropy(parts, y_all[idx])
+        loss = F.cross_entropy(parts, y_all[idx], weight=part_weight)
         loss = loss + sum(F.cross_entropy(attrs[k], a_all[k][idx].long()) for k in ATTRIBUTES) / 4
         loss = loss + F.mse_loss(openness, a_all["openness"][idx])
         opt.zero_grad(set_to_none=True)
