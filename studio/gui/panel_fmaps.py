@@ -8,6 +8,7 @@ import numpy as np
 
 from ..engine.analysis import RANK_METHODS, rank_channels, top_channels
 from .canvas import overlay_colours, upscale
+from .widgets import tooltip
 
 GRID_SIDE = 4  # maps shown as a 4x4 grid
 GRID_PX = 256
@@ -29,6 +30,8 @@ class FmapsPanel:
             dpg.add_combo(RANK_METHODS, tag="fm_method", default_value=self.state.rank_method, width=110,
                           callback=lambda s, a: setattr(self.state, "rank_method", a))
             dpg.add_button(label="Rank by selection", tag="btn_rank", callback=self.rank)
+        tooltip("fm_method", "dot: the original's sum F*S (favours big channels); cosine: shape only; "
+                          "iou: overlap of the channel's top 20% with the selection; magnitude: sum |F|")
         with dpg.group(horizontal=True):
             dpg.add_input_int(tag="fm_topn", default_value=5, width=90, min_value=1, min_clamped=True)
             dpg.add_button(label="Add top N to channels", callback=self._add_top)

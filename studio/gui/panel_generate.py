@@ -5,6 +5,7 @@ from __future__ import annotations
 import dearpygui.dearpygui as dpg
 
 from ..engine.edits import NOISE_MODES
+from .widgets import tooltip
 
 
 class GeneratePanel:
@@ -17,21 +18,21 @@ class GeneratePanel:
         with dpg.group(horizontal=True):
             dpg.add_input_int(label="seed", tag="seed", width=140, default_value=st.stack.seed or 0, min_value=0,
                               min_clamped=True, on_enter=True, callback=lambda s, a: self._seed(a))
-            _tip(dpg.add_button(label="Generate (G)", tag="btn_generate", callback=lambda: self.app.generate()),
+            tooltip(dpg.add_button(label="Generate (G)", tag="btn_generate", callback=lambda: self.app.generate()),
                  "roll a new random seed and render it")
-            _tip(dpg.add_button(label="Update (U)", callback=lambda: self.app.update()),
+            tooltip(dpg.add_button(label="Update (U)", callback=lambda: self.app.update()),
                  "re-render the current latent with all sliders and tabs")
         dpg.add_slider_float(label="quality (psi)", tag="psi", min_value=0.0, max_value=1.5, width=260,
                              default_value=st.stack.psi, callback=lambda s, a: self._psi(a))
-        _tip("psi", "truncation: 0 = the average (or base) image, 1 = untruncated")
+        tooltip("psi", "truncation: 0 = the average (or base) image, 1 = untruncated")
         dpg.add_combo(NOISE_MODES, label="noise", tag="noise", default_value=st.stack.noise_mode, width=120,
                       callback=lambda s, a: self._noise(a))
         with dpg.group(horizontal=True):
-            _tip(dpg.add_button(label="Set as base", callback=lambda: self.app.set_base()),
+            tooltip(dpg.add_button(label="Set as base", callback=lambda: self.app.set_base()),
                  "truncate toward this image instead of the average")
             dpg.add_button(label="Reset base", callback=lambda: self.app.reset_base())
-            _tip(dpg.add_button(label="Toggle previous", callback=lambda: self.app.toggle_previous()), "Space")
-            _tip(dpg.add_button(label="Favourite (F)", callback=lambda: self.app.favourite()),
+            tooltip(dpg.add_button(label="Toggle previous", callback=lambda: self.app.toggle_previous()), "Space")
+            tooltip(dpg.add_button(label="Favourite (F)", callback=lambda: self.app.favourite()),
                  "copy to the model's favourites with its recipe")
         dpg.add_separator()
         dpg.add_text("Import a PNG (reads its recipe)")
@@ -62,8 +63,3 @@ class GeneratePanel:
         self.state.stack.noise_mode = value
         self.state.touch()
 
-
-def _tip(item, text: str):
-    with dpg.tooltip(item):
-        dpg.add_text(text)
-    return item

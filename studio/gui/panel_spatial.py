@@ -7,6 +7,7 @@ import numpy as np
 
 from ..engine.edits import EditError, format_channel_list
 from ..engine.modeldata import DataError
+from .widgets import tooltip
 
 
 class SpatialPanel:
@@ -25,6 +26,7 @@ class SpatialPanel:
             dpg.add_combo(labels, tag="tab_layer", default_value=default, width=230)
             dpg.add_input_text(tag="tab_name", hint="tab name", width=110)
             dpg.add_button(label="Add tab", tag="btn_add_tab", callback=self._add)
+        tooltip("tab_layer", "the feature map the new tab edits; its grid has the layer's resolution")
         dpg.add_listbox([], tag="tab_list", num_items=4, width=-1, callback=self._select)
         with dpg.group(horizontal=True):
             dpg.add_checkbox(label="active", tag="tab_active", callback=self._active)
@@ -38,6 +40,7 @@ class SpatialPanel:
         dpg.add_slider_float(label="", tag="tab_value", min_value=-200, max_value=200, width=300,
                              callback=self._value)
         dpg.add_text("", tag="tab_mult")
+        tooltip("tab_value", "slider v: the edit is selection x channel weights x mu(v), mu(v) = sign(v) exp(|v|/20)")
         dpg.add_text("channels (a,b,c  a-b  kxN)")
         with dpg.group(horizontal=True):
             dpg.add_input_text(tag="tab_weights", width=260, on_enter=True, callback=self._weights)
@@ -47,7 +50,8 @@ class SpatialPanel:
             dpg.add_button(label="Zero all", callback=lambda: self._set_weights(None))
             dpg.add_button(label="Clear selection", callback=self._clear_selection)
         with dpg.group(horizontal=True):
-            dpg.add_checkbox(label="no overlap", callback=lambda s, a: setattr(st, "overlap", not a))
+            tooltip(dpg.add_checkbox(label="no overlap", callback=lambda s, a: setattr(st, "overlap", not a)),
+                 "paint cells to +1 / -1 instead of adding up")
             dpg.add_checkbox(label="colour-blind", callback=lambda s, a: setattr(st, "colour_blind", a))
             dpg.add_checkbox(label="grid", default_value=True, callback=lambda s, a: setattr(st, "show_grid", a))
         with dpg.group(horizontal=True):
