@@ -208,7 +208,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bar = _progress(None, len(job.items), job.kind, args.quiet)
     folder = None
     try:
-        for p in job.run(eng, args.out, cancel):
+        from .engine.plugins import PluginManager
+
+        for p in job.run(eng, args.out, cancel, plugins=PluginManager(paths.plugins_dir())):
             bar.update(p.done - bar.n)
             folder = p.folder
     except KeyboardInterrupt:

@@ -127,7 +127,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     failures = 0
     for stack in _seeds_stacks(args):
-        result, final, messages = apply_detectors(eng, stack.copy(tabs=[tab]), manager)
+        result, final, messages = apply_detectors(eng.render, stack.copy(tabs=[tab]), manager)
         for m in messages:
             print(f"seed {stack.seed}: {m}", file=sys.stderr)
             failures += 1

@@ -55,7 +55,7 @@ def test_mouth_open_tab_auto_edit_opens_mouths(engine, oracle):
     manager = PluginManager(paths.plugins_dir())
     opened = []
     for seed in range(6000, 6020):
-        result, _, messages = apply_detectors(engine, EditStack(seed=seed, psi=0.7, tabs=[tab]), manager)
+        result, _, messages = apply_detectors(engine.render, EditStack(seed=seed, psi=0.7, tabs=[tab]), manager)
         assert messages == []
         opened.append(predict(oracle, result.uint8())["mouth"][0] == 2)
     assert np.mean(opened) >= 0.7

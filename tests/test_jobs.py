@@ -176,3 +176,24 @@ def test_jobs_share_w_and_batch(engine):
     job = jobs.axis_aligned_sweep(EditStack(seed=3, tabs=[_tab(engine)]), 0, channels=[0, 1, 2])
     result = engine.renderer.render_many([it.stack for it in job.items])
     assert result.ws.shape[0] == 1 and result.images.shape[0] == 6
+
+
+def test_jobs_run_detectors_and_recipes_keep_the_detected_selection(engine, tmp_path):
+    from studio.engine.plugins import PluginManager
+    from studio.paths import PROJECT_ROOT
+
+    tab = _tab(engine)
+    tab.selection = np.zeros((16, 16), np.float32)
+    tab.detector = {"plugin": "spatial_map", "mode": "run_and_modify",
+                    "params": {"layer": "b16.conv0", "channels": "1-4", "threshold": 0.6}}
+    job = jobs.new_latents(EditStack(seed=0, tabs=[tab]), 3, seed=4)
+    progress = list(job.run(engine, tmp_path / "out", plugins=PluginManager(PROJECT_ROOT / "plugins")))
+    folder = progress[-1].folder
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["problems"] == []
+    for name in manifest["files"]:
+        recipe = engine.read_png(folder / name)
+        t = recipe.stack.tabs[0]
+        assert t.selection.any() and t.detector is None
+        again = engine.render_recipe(recipe).uint8()[0]
+        assert np.array_equal(again, np.asarray(Image.open(folder / name)))

@@ -107,7 +107,7 @@ def test_run_and_modify_edits_the_detected_region_in_two_passes(engine, tmp_path
     tab = SpatialTab("auto", ["b16.conv0"], np.zeros((16, 16), np.float32), {"b16.conv0": w}, value=60,
                      detector={"plugin": "box", "mode": "run_and_modify", "params": {}})
     stack = EditStack(seed=2, tabs=[tab])
-    result, new_stack, messages = apply_detectors(engine, stack, m)
+    result, new_stack, messages = apply_detectors(engine.render, stack, m)
     assert messages == []
     assert new_stack.tabs[0].selection[10:14, 4:12].min() == 1 and not stack.tabs[0].selection.any()
     assert engine.renderer.stages[result.first_stage].name == "b16.conv0"  # pass 2 resumed from the cache
@@ -117,5 +117,5 @@ def test_run_and_modify_edits_the_detected_region_in_two_passes(engine, tmp_path
     assert (manual - plain).abs().sum() > 0
     # a broken detector leaves the tab as it was and is reported
     tab.detector = {"plugin": "missing", "mode": "run_and_modify"}
-    result2, stack2, messages2 = apply_detectors(engine, EditStack(seed=2, tabs=[tab]), m)
+    result2, stack2, messages2 = apply_detectors(engine.render, EditStack(seed=2, tabs=[tab]), m)
     assert "no plugin" in messages2[0] and not stack2.tabs[0].selection.any()

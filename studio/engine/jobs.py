@@ -27,6 +27,7 @@ from PIL import Image
 from .edits import EditError, EditStack, SpatialTab, multiplier, slerp
 from .engine import Engine
 from .files import write_atomic, write_text_atomic
+from .plugins import PluginManager, apply_detectors, has_detectors
 from .recipe import RecipeError, png_bytes, recipe_json
 from .renderer import Renderer, to_uint8
 
@@ -59,7 +60,10 @@ class Job:
     contact_sheet: bool = False
 
     def run(self, engine: Engine, out_root: str | Path, cancel: threading.Event | None = None,
-            on_image: Callable[[Path, np.ndarray], None] | None = None) -> Iterator[Progress]:
+            on_image: Callable[[Path, np.ndarray], None] | None = None,
+            plugins: PluginManager | None = None) -> Iterator[Progress]:
+        """Render the items; tabs that own a detector are detected per image when `plugins` is given (their
+        recipes then hold the detected selection, so every PNG re-creates itself without the plugin)."""
         folder = _new_folder(Path(out_root), self.kind)
         renderer = Renderer(engine.renderer.G)  # its own cache: the studio's renderer keeps working meanwhile
         manifest = {"job": self.kind, "params": self.params, "model": {"sha256": engine.model.sha256,
@@ -74,7 +78,10 @@ class Job:
                     manifest["status"] = "cancelled"
                     break
                 chunk = self.items[start:start + CHUNK]
-                result = _render_chunk(renderer, chunk)
+                if plugins is not None and any(has_detectors(it.stack) for it in chunk):
+                    chunk, result = _render_detected(renderer, chunk, plugins, manifest["problems"])
+                else:
+                    result = _render_chunk(renderer, chunk)
                 images = to_uint8(result.images)
                 for i, item in enumerate(chunk):
                     ws = result.ws[min(i, result.ws.shape[0] - 1)].cpu().numpy()  # one row when w is shared
@@ -107,6 +114,24 @@ def _render_chunk(renderer: Renderer, chunk: list[Item]):
     if len({it.stack.noise_mode for it in chunk}) > 1:
         raise EditError("a batch must use one noise mode")
     return renderer.render_many([it.stack for it in chunk])
+
+
+def _render_detected(renderer: Renderer, chunk: list[Item], plugins: PluginManager, problems: list[str]):
+    """One image at a time: detect, then edit (run and modify); items come back with the detected selections."""
+    import torch
+
+    from .renderer import RenderResult
+
+    done, images, ws = [], [], []
+    for item in chunk:
+        result, final, messages = apply_detectors(renderer.render, item.stack, plugins)
+        problems.extend(f"{item.name}: {m}" for m in messages)
+        for tab in final.tabs:
+            tab.detector = None  # the recipe keeps the detected selection itself
+        done.append(Item(item.name, final))
+        images.append(result.images)
+        ws.append(result.ws)
+    return done, RenderResult(torch.cat(images), torch.cat(ws))
 
 
 def _now() -> str:

@@ -164,8 +164,14 @@ def run_plugin(plugin: Plugin, features: dict[str, np.ndarray], image: np.ndarra
     return np.clip(resample_mask(mask, grid), -1, 1)
 
 
-def apply_detectors(engine, stack: EditStack, manager: PluginManager, budget_s: float = DEFAULT_BUDGET_S):
+def has_detectors(stack: EditStack) -> bool:
+    return any(t.detector and t.detector.get("mode", "off") != "off" for t in stack.tabs)
+
+
+def apply_detectors(render, stack: EditStack, manager: PluginManager, budget_s: float = DEFAULT_BUDGET_S):
     """Render with every tab that owns a detector: returns (result, new stack, messages).
+
+    `render(stack, capture=...)` is an Engine's or a Renderer's render (the cache makes the second pass cheap).
 
     mode "run": render, detect, update the tab's selection (shown from the next render on).
     mode "run_and_modify": render without those tabs' edits, detect, re-render with the edits on the detected
@@ -176,7 +182,7 @@ def apply_detectors(engine, stack: EditStack, manager: PluginManager, budget_s: 
     owners = [t for t in stack.tabs if t.detector and t.detector.get("mode", "off") != "off"]
     messages: list[str] = []
     if not owners:
-        return engine.render(stack), stack, messages
+        return render(stack), stack, messages
     needed: dict[int, tuple[Plugin, dict]] = {}
     for tab in owners:
         try:
@@ -190,7 +196,7 @@ def apply_detectors(engine, stack: EditStack, manager: PluginManager, budget_s: 
     for t in modify:
         t.active = False
     try:
-        first = engine.render(stack, capture=layers)
+        first = render(stack, capture=layers)
     finally:
         for t in modify:
             t.active = saved_active[id(t)]
@@ -210,4 +216,4 @@ def apply_detectors(engine, stack: EditStack, manager: PluginManager, budget_s: 
         return first, stack, messages
     # no fresh mask, no edit: a failed detector's tab is left out of this render (and left as it was)
     render_stack = stack.copy(tabs=[t for t in stack.tabs if id(t) not in failed or t not in modify])
-    return engine.render(render_stack), stack, messages
+    return render(render_stack), stack, messages

@@ -22,7 +22,7 @@ from ..engine.edits import EditStack
 from ..engine.engine import Engine
 from ..engine.loaders import ModelLoadError
 from ..engine.modeldata import DataError
-from ..engine.plugins import PluginManager, apply_detectors
+from ..engine.plugins import PluginManager, apply_detectors, has_detectors
 from ..engine.recipe import RecipeError, write_png
 from .state import StudioState
 from .worker import RenderWorker
@@ -89,8 +89,8 @@ class StudioApp:
         """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
         stack, capture = payload
         messages: list[str] = []
-        if any(t.detector and t.detector.get("mode", "off") != "off" for t in stack.tabs):
-            _, stack, messages = apply_detectors(self.engine, stack, self.plugins)
+        if has_detectors(stack):
+            _, stack, messages = apply_detectors(self.engine.render, stack, self.plugins)
         result = self.engine.render(stack, capture=capture)  # served from the cache after the detector pass
         return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},

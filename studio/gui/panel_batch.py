@@ -118,7 +118,7 @@ class BatchPanel:
 
         def work() -> None:
             try:
-                for p in job.run(self.app.engine, out, self.cancel):
+                for p in job.run(self.app.engine, out, self.cancel, plugins=self.app.plugins):
                     self.progress = p
                     self.folder = p.folder
             except Exception as e:  # reported in the status bar; the studio keeps running
