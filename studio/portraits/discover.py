@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..engine.analysis import rank_by_masks, top_channels
-from ..engine.edits import EditStack, SpatialTab, format_channel_list
+from ..engine.edits import EditStack, SpatialTab, format_channel_list, parse_channel_list
 from ..engine.plugins import resample_mask
 from ..engine.renderer import Renderer
 from .oracle import Oracle, predict
@@ -67,9 +67,9 @@ def sample(renderer: Renderer, oracle: Oracle, seeds: list[int], psi: float = 0.
     return Sample(stacks, images, {k: np.concatenate(v) for k, v in feats.items()}, predict(oracle, images)["parts"])
 
 
-def detector_masks(features: np.ndarray, channels: list[int], threshold: float, size: int) -> np.ndarray:
-    """The spatial_map plugin's rule (sum of channels, min-max normalised, thresholded), upsampled to `size`."""
-    m = features[:, channels].sum(1)
+def detector_masks(features: np.ndarray, weights: np.ndarray, threshold: float, size: int) -> np.ndarray:
+    """The spatial_map plugin's rule (weighted channel sum, min-max normalised, thresholded), upsampled to `size`."""
+    m = np.tensordot(weights, features, axes=([0], [1]))  # [N, h, w]
     lo = m.min(axis=(1, 2), keepdims=True)
     hi = m.max(axis=(1, 2), keepdims=True)
     on = ((m - lo) / np.maximum(hi - lo, 1e-12) > threshold).astype(np.float32)
@@ -81,31 +81,39 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.logical_and(pred, truth).sum() / max(np.logical_or(pred, truth).sum(), 1))
 
 
-def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8)) -> dict:
-    """Best spatial_map settings (layer, channels, threshold) for a part, by IoU on the discovery sample."""
+def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12)) -> dict:
+    """Best spatial_map settings (layer, signed channel weights, threshold) for a part, by IoU on the sample.
+
+    Channels are ranked by |cosine| with the part masks; each enters with its sign and 1/std (over the sample)
+    as weight, so that no channel wins by magnitude alone.
+    """
     truth = part_mask(s.parts, part)
     best = {"iou": -1.0}
     for layer, f in s.features.items():
         scores = rank_by_masks(f, truth.astype(np.float32), "cosine")
-        ranked = top_channels(scores, max(ks))
+        ranked = top_channels(np.abs(scores), max(ks))
+        std = f.std(axis=(0, 2, 3)) + 1e-6
         for k in ks:
+            w = np.zeros(f.shape[1], np.float32)
+            w[ranked[:k]] = np.sign(scores[ranked[:k]]) / std[ranked[:k]]
+            w = (w / np.abs(w).max()).round(4)
             for t in THRESHOLDS:
-                score = iou(detector_masks(f, ranked[:k], t, truth.shape[-1]), truth)
+                score = iou(detector_masks(f, w, t, truth.shape[-1]), truth)
                 if score > best["iou"]:
-                    best = {"iou": score, "layer": layer, "channels": ranked[:k], "threshold": float(t)}
-    w = np.zeros(s.features[best["layer"]].shape[1], np.float32)
-    w[best["channels"]] = 1
+                    best = {"iou": score, "layer": layer, "weights": w, "threshold": float(t)}
     return {"part": part, "plugin": "spatial_map", "iou_discovery": round(best["iou"], 4),
-            "params": {"layer": best["layer"], "channels": format_channel_list(w), "threshold": best["threshold"],
-                       "smooth": 0}}
+            "params": {"layer": best["layer"], "channels": format_channel_list(best["weights"]),
+                       "threshold": best["threshold"], "smooth": 0}}
 
 
 def detect(s: Sample, config: dict, grid: int | None = None) -> np.ndarray:
     """Masks of a detector config for every image of a sample, at the image size (or at a tab's grid)."""
     p = config["params"]
     f = s.features[p["layer"]]
-    chans = [int(c) for c in p["channels"].split(",")]
-    full = detector_masks(f, chans, p["threshold"], s.images.shape[1])
+    w = np.zeros(f.shape[1], np.float32)
+    for c, k in parse_channel_list(p["channels"], f.shape[1]).items():
+        w[c] = k
+    full = detector_masks(f, w, p["threshold"], s.images.shape[1])
     if grid is None:
         return full
     return np.stack([resample_mask(m.astype(np.float32), grid) for m in full])
@@ -145,6 +153,7 @@ def discover_edit(renderer: Renderer, oracle: Oracle, s: Sample, detectors: dict
     return tab, notes
 
 
+@torch.no_grad()
 def _prob(oracle: Oracle, images: np.ndarray, attr: str, cls: int) -> np.ndarray:
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     out = []
@@ -266,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(eng.data.dir / "detectors.json", json.dumps(detectors, indent=1))
     directions = {d.name: d for d in eng.data.load_directions()}
     for name in args.edits.split(","):
+        region = EDITS[name][2]
+        if region not in detectors:
+            report["edits"][name] = {"skipped": f"no {region} detector (the oracle found no {region} on the sample)"}
+            print(name, report["edits"][name], flush=True)
+            continue
         t1 = time.time()
         tab, notes = discover_edit(eng.renderer, oracle, disc, detectors, name)
         tab.value = tune_value(eng, oracle, tab, disc, detectors)
