@@ -132,3 +132,29 @@ def test_batch_job_from_the_studio_with_progress(model, tmp_path):
 
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "complete" and len(manifest["files"]) == 6
+
+
+def test_rank_channels_in_the_feature_maps_panel(model, tmp_path):
+    from studio.engine.analysis import rank_channels, top_channels
+    from studio.engine.edits import EditStack
+    from studio.engine.engine import Engine
+    from studio.engine.loaders import load_model
+
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.click(*app.centre("tab_spatial"))
+        app.click(*app.centre("btn_add_tab"))
+        app.wait(lambda p: p["grid"] == 16, 20, "new tab")
+        x0, y0, x1, y1 = app.probe()["rects"]["canvas"]
+        cell = (x1 - x0) / 16
+        app.drag((int(x0 + 3.5 * cell), int(y0 + 4.5 * cell)), (int(x0 + 7.5 * cell), int(y0 + 6.5 * cell)))
+        app.wait(lambda p: p["tab"]["selection_sum"] == 15, 20, "painted")
+        app.settled()
+        app.click(*app.centre("tab_feature"))
+        app.click(*app.centre("btn_rank"))
+        ranked = app.wait(lambda p: p["ranked"], 20, "ranking")["ranked"]
+    eng = Engine(load_model(model), tmp_path / "data")
+    f = eng.render(EditStack(seed=0, psi=0.7), capture=("b16.conv0",)).features["b16.conv0"][0].numpy()
+    sel = np.zeros((16, 16), np.float32)
+    sel[4:7, 3:8] = 1
+    assert ranked == top_channels(rank_channels(f, sel, "cosine"), 5)

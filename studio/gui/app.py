@@ -400,7 +400,8 @@ class StudioApp:
         tab = self.state.tab
         rects = {}
         for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
-                     "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n"):
+                     "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
+                     "btn_rank"):
             if dpg.does_item_exist(item) and dpg.is_item_visible(item):
                 rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
         image = self.canvas.image
@@ -411,6 +412,7 @@ class StudioApp:
                                              "selection_sum": float(np.abs(tab.selection).sum()),
                                              "channels": int(np.count_nonzero(tab.weights[tab.layers[0]]))},
             "seed": self.state.stack.seed, "render_ms": self.render_ms,
+            "ranked": [c for c, _ in self.state.ranked[:5]],
             "batch": None if self.batch.progress is None else {
                 "done": self.batch.progress.done, "total": self.batch.progress.total,
                 "folder": str(self.batch.progress.folder), "running": self.batch.thread is not None},
