@@ -29,8 +29,8 @@ def test_data_folder_is_complete(engine):
     d = engine.data
     assert d.average_latent() is not None
     names = {x.name for x in d.load_directions()}
-    assert {"mouth_open", "smile", "blush", "hairband", "background_light"} <= names
-    assert {"mouth_open", "smile", "blush", "hairband"} <= set(d.tab_names())
+    assert {"mouth_open", "smile", "background_light", "hair_blue", "hair_long"} <= names
+    assert {"mouth_open", "smile", "hair_blue"} <= set(d.tab_names())
     detectors = json.loads((d.dir / "detectors.json").read_text())
     assert {"mouth", "eyes", "hair", "background"} <= set(detectors)
     assert d.errors == []

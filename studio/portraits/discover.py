@@ -120,7 +120,7 @@ def detect(s: Sample, config: dict, grid: int | None = None) -> np.ndarray:
 
 
 @torch.no_grad()
-def discover_edit(renderer: Renderer, oracle: Oracle, s: Sample, detectors: dict, name: str, n_images: int = 8,
+def discover_edit(renderer: Renderer, oracle: Oracle, s: Sample, detectors: dict, name: str, n_images: int = 4,
                   value: float = 60.0, k: int = 6) -> tuple[SpatialTab, dict]:
     """A tab that moves the oracle toward an attribute, from the axis-aligned probe on detected regions."""
     attr, cls, region, layer = EDITS[name]
@@ -164,7 +164,7 @@ def _prob(oracle: Oracle, images: np.ndarray, attr: str, cls: int) -> np.ndarray
 
 
 def tune_value(engine, oracle: Oracle, tab: SpatialTab, s: Sample, detectors: dict, values=(40, 60, 80, 100, 120),
-               n: int = 24, target: float = 0.9) -> float:
+               n: int = 16, target: float = 0.9) -> float:
     """The smallest slider value that gives the attribute in `target` of discovery images (else the best)."""
     attr, cls, region, _ = EDITS[tab.name]
     best = (-1.0, values[-1])
@@ -220,7 +220,7 @@ def _effect(oracle, before, after, parts_before, attr, cls, region) -> dict:
     return {"rate": round(rate, 4), "rate_before": round(had, 4), "change_inside_part": round(inside, 4)}
 
 
-def _match_alpha(engine, oracle, s, direction, attr, cls, target_rate, n: int = 48) -> float:
+def _match_alpha(engine, oracle, s, direction, attr, cls, target_rate, n: int = 32) -> float:
     """The direction strength whose attribute rate on the first n images is closest to the tab's."""
     best = (9.0, 0.0)
     for alpha in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=str(paths.bundled_model() or ""))
     ap.add_argument("--oracle", default=str(paths.models_dir() / "oracle.safetensors"))
     ap.add_argument("--n-discover", type=int, default=200)
-    ap.add_argument("--n-measure", type=int, default=500)
+    ap.add_argument("--n-measure", type=int, default=300)
     ap.add_argument("--edits", default=",".join(EDITS))
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         tab, notes = discover_edit(eng.renderer, oracle, disc, detectors, name)
         tab.value = tune_value(eng, oracle, tab, disc, detectors)
         eng.data.save_tab(tab)
-        measured = measure_edit(eng, oracle, meas, tab, detectors, directions.get(name))
+        latent = directions.get(name) if name == "mouth_open" else None  # the blog's comparison
+        measured = measure_edit(eng, oracle, meas, tab, detectors, latent)
         report["edits"][name] = {**notes, "value": tab.value, "measured": measured,
                                  "seconds": round(time.time() - t1, 1)}
         print(name, json.dumps(report["edits"][name]), flush=True)

@@ -151,17 +151,16 @@ def fit_direction(ws: np.ndarray, y: np.ndarray, steps: int = 300) -> np.ndarray
 
 
 @torch.no_grad()
-def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, target: str, d: np.ndarray, sigmas: float = 2.0,
-              n: int = 300) -> float:
-    """Among samples without the attribute, the share the oracle labels with it after w += sigmas * std * d."""
-    pred0 = direction_targets(predict(oracle, _render_w(G, ws)))[target]
-    idx = np.flatnonzero(~pred0)[:n]
+def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, had: np.ndarray, target: str, d: np.ndarray,
+              sigmas: float = 2.0, n: int = 200) -> float:
+    """Among samples without the attribute (`had` False), the share the oracle labels with it after
+    w += sigmas * std(w . d) * d."""
+    idx = np.flatnonzero(~had)[:n]
     if len(idx) == 0:
         return float("nan")
     step = sigmas * float((ws @ d).std())
     moved = ws[idx] + step * d[None]
-    pred1 = direction_targets(predict(oracle, _render_w(G, moved)))[target]
-    return float(pred1.mean())
+    return float(direction_targets(predict(oracle, _render_w(G, moved)))[target].mean())
 
 
 def _render_w(G: Generator, w: np.ndarray, batch: int = 250) -> np.ndarray:
@@ -174,7 +173,7 @@ def _render_w(G: Generator, w: np.ndarray, batch: int = 250) -> np.ndarray:
 
 def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321) -> tuple[list[Direction], dict]:
     imgs, ws = sample(G, n, psi=1.0, seed=seed)
-    targets = direction_targets(predict(oracle, imgs))
+    targets = direction_targets(predict(oracle, imgs))  # also the "before" labels of the flip test
     directions, notes = [], {}
     for name, y in targets.items():
         if y.sum() < 20 or (~y).sum() < 20:
@@ -182,7 +181,7 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321)
             continue
         d = fit_direction(ws, y)
         directions.append(Direction(name, d))
-        rate = flip_rate(G, oracle, ws[:2000], name, d)
+        rate = flip_rate(G, oracle, ws, y, name, d)
         notes[name] = {"positives": int(y.sum()), "flip_rate_2sigma": round(rate, 3)}
     return directions, notes
 
