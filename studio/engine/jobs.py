@@ -87,7 +87,7 @@ class Job:
                     ws = result.ws[min(i, result.ws.shape[0] - 1)].cpu().numpy()  # one row when w is shared
                     recipe = recipe_json(item.stack, ws, engine.model.sha256, engine.model.name, engine.device)
                     path = folder / item.name
-                    write_atomic(path, png_bytes(images[i], recipe))
+                    write_atomic(path, png_bytes(images[i], recipe), durable=False)
                     manifest["files"].append(item.name)
                     if self.contact_sheet:
                         thumbs.append((item.name, images[i]))
