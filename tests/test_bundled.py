@@ -68,3 +68,22 @@ def test_discover_cli_finds_a_mouth_detector(tmp_path):
     assert r.returncode == 0, r.stderr
     config = json.loads(r.stdout)
     assert config["plugin"] == "spatial_map" and config["iou_discovery"] > 0.4
+
+
+def test_shipped_detectors_find_their_parts_on_fresh_seeds(engine, oracle):
+    from studio.engine.plugins import PluginManager, coerce_params, run_plugin
+    from studio.portraits.discover import iou, part_mask
+    from studio.portraits.oracle import predict
+
+    detectors = json.loads((engine.data.dir / "detectors.json").read_text())
+    plugin = PluginManager(paths.plugins_dir()).get("spatial_map")
+    for part, bar in (("mouth", 0.5), ("hair", 0.7), ("background", 0.8)):
+        params = coerce_params(plugin, detectors[part]["params"])
+        preds, truths = [], []
+        for seed in range(7000, 7030):
+            r = engine.render(EditStack(seed=seed, psi=0.8), capture=(params["layer"],), use_cache=False)
+            feats = {k: v[0].numpy() for k, v in r.features.items()}
+            mask = run_plugin(plugin, feats, r.uint8()[0], params, 64)
+            preds.append(mask > 0.5)
+            truths.append(part_mask(predict(oracle, r.uint8())["parts"], part)[0])
+        assert iou(np.stack(preds), np.stack(truths)) >= bar, part

@@ -84,8 +84,8 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12)) -> dict:
     """Best spatial_map settings (layer, signed channel weights, threshold) for a part, by IoU on the sample.
 
-    Channels are ranked by |cosine| with the part masks; each enters with its sign and 1/std (over the sample)
-    as weight, so that no channel wins by magnitude alone.
+    Candidates per layer: the top-k channels by |cosine| with the part masks, each with its sign and 1/std (over
+    the sample) as weight so that no channel wins by magnitude alone; and ridge-regression weights of all channels.
     """
     truth = part_mask(s.parts, part)
     best = {"iou": -1.0}
@@ -93,9 +93,13 @@ def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12)) -> 
         scores = rank_by_masks(f, truth.astype(np.float32), "cosine")
         ranked = top_channels(np.abs(scores), max(ks))
         std = f.std(axis=(0, 2, 3)) + 1e-6
+        candidates = []
         for k in ks:
             w = np.zeros(f.shape[1], np.float32)
             w[ranked[:k]] = np.sign(scores[ranked[:k]]) / std[ranked[:k]]
+            candidates.append(w)
+        candidates.append(ridge_weights(f, truth))
+        for w in candidates:
             w = (w / np.abs(w).max()).round(4)
             for t in THRESHOLDS:
                 score = iou(detector_masks(f, w, t, truth.shape[-1]), truth)
@@ -104,6 +108,18 @@ def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12)) -> 
     return {"part": part, "plugin": "spatial_map", "iou_discovery": round(best["iou"], 4),
             "params": {"layer": best["layer"], "channels": format_channel_list(best["weights"]),
                        "threshold": best["threshold"], "smooth": 0}}
+
+
+def ridge_weights(features: np.ndarray, truth: np.ndarray, lam: float = 1e-2) -> np.ndarray:
+    """Least-squares channel weights so that sum_c w_c F_c approximates the part mask at the layer's grid."""
+    n, c, h, _ = features.shape
+    f = truth.shape[-1] // h
+    y = truth.reshape(n, h, f, h, f).mean(axis=(2, 4)).ravel().astype(np.float64)
+    x = features.transpose(0, 2, 3, 1).reshape(-1, c).astype(np.float64)
+    x = x - x.mean(0)
+    gram = x.T @ x / len(x)
+    w = np.linalg.solve(gram + lam * np.trace(gram) / c * np.eye(c), x.T @ (y - y.mean()) / len(x))
+    return w.astype(np.float32)
 
 
 def detect(s: Sample, config: dict, grid: int | None = None) -> np.ndarray:
