@@ -172,15 +172,9 @@ def plan_job(eng, args: argparse.Namespace):
     if job == "fmap-combinatoric":
         return jobs.fmap_combinatoric([stack], args.k, args.start)
     if job == "new-latent-combinatoric":
-        seeds = jobs.new_latents(stack, args.n, args.rng_seed).items
-        return jobs.fmap_combinatoric([it.stack for it in seeds], args.k, args.start, "new_latent_combinatoric")
+        return jobs.new_latent_combinatoric(stack, args.n, args.k, args.start, args.rng_seed)
     if job == "fmap-folder-combinatoric":
-        found, problems = jobs.read_folder(eng, args.folder)
-        stacks = [stack.copy(seed=s.seed, z=s.z, w=s.w, noise_seed=s.noise_seed) for _, s in found]
-        planned = jobs.fmap_combinatoric(stacks, args.k, args.start, "fmap_folder_combinatoric",
-                                         labels=[name for name, _ in found])
-        planned.problems = problems
-        return planned
+        return jobs.folder_combinatoric(eng, stack, args.folder, args.k, args.start)
     if job == "axis-sweep":
         if not stack.tabs:
             raise EditError("axis-sweep needs a tab: --tab NAME=VALUE")

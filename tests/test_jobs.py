@@ -197,3 +197,19 @@ def test_jobs_run_detectors_and_recipes_keep_the_detected_selection(engine, tmp_
         assert t.selection.any() and t.detector is None
         again = engine.render_recipe(recipe).uint8()[0]
         assert np.array_equal(again, np.asarray(Image.open(folder / name)))
+
+
+def test_folder_and_new_latent_combinatorics(engine, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    s = EditStack(seed=5, noise_mode="random", noise_seed=9)
+    engine.save_png(src / "a.png", s, engine.render(s))
+    (src / "junk.txt").write_text("x")
+    tab = _tab(engine, 60)
+    job = jobs.folder_combinatoric(engine, EditStack(seed=0, noise_mode="random", tabs=[tab]), src, k=2)
+    assert [it.name for it in job.items] == ["a_0000_mouth+30.png", "a_0001_mouth+60.png"]
+    assert all(it.stack.seed == 5 and it.stack.noise_seed == 9 for it in job.items)
+    assert len(job.problems) == 1 and "junk.txt" in job.problems[0]
+    nl = jobs.new_latent_combinatoric(EditStack(seed=0, tabs=[tab]), n=3, k=2, seed=1)
+    assert nl.kind == "new_latent_combinatoric" and len(nl.items) == 6
+    assert len({it.stack.seed for it in nl.items}) == 3

@@ -300,6 +300,21 @@ def read_folder(engine: Engine, folder: str | Path) -> tuple[list[tuple[str, Edi
     return good, problems
 
 
+def new_latent_combinatoric(stack: EditStack, n: int, k: int, start: float = 0.0, seed: int | None = None) -> Job:
+    """The fmap combinatoric for n new latents (random seeds; reproducible with `seed`)."""
+    latents = [it.stack for it in new_latents(stack, n, seed).items]
+    return fmap_combinatoric(latents, k, start, "new_latent_combinatoric")
+
+
+def folder_combinatoric(engine: Engine, stack: EditStack, folder: str | Path, k: int, start: float = 0.0) -> Job:
+    """The fmap combinatoric for the latent of every PNG in a folder (files named after their source)."""
+    found, problems = read_folder(engine, folder)
+    stacks = [stack.copy(seed=s.seed, z=s.z, w=s.w, noise_seed=s.noise_seed) for _, s in found]
+    job = fmap_combinatoric(stacks, k, start, "fmap_folder_combinatoric", labels=[name for name, _ in found])
+    job.problems = problems
+    return job
+
+
 def apply_to_folder(engine: Engine, stack: EditStack, folder: str | Path) -> Job:
     """Every PNG of a folder re-rendered with its own latent and the current sliders and tabs."""
     found, problems = read_folder(engine, folder)

@@ -80,8 +80,7 @@ class BatchPanel:
         if kind == "fcomb":
             return jobs.fmap_combinatoric([stack], k, start)
         if kind == "nlcomb":
-            stacks = [it.stack for it in jobs.new_latents(stack, n).items]
-            return jobs.fmap_combinatoric(stacks, k, start, "new_latent_combinatoric")
+            return jobs.new_latent_combinatoric(stack, n, k, start)
         if kind == "axis":
             if self.state.tab is None:
                 raise EditError("choose a tab: the sweep runs over its layer's channels")
@@ -95,11 +94,7 @@ class BatchPanel:
             raise EditError("give a folder of PNGs")
         if kind == "apply":
             return jobs.apply_to_folder(eng, stack, inputs[0])
-        found, problems = jobs.read_folder(eng, inputs[0])
-        planned = jobs.fmap_combinatoric([stack.copy(seed=s.seed, z=s.z, w=s.w) for _, s in found], k, start,
-                                         "fmap_folder_combinatoric", labels=[name for name, _ in found])
-        planned.problems = problems
-        return planned
+        return jobs.folder_combinatoric(eng, stack, inputs[0], k, start)
 
     def start(self) -> None:
         if self.thread is not None and self.thread.is_alive():
