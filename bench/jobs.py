@@ -11,6 +11,8 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,25 @@ from studio import paths  # noqa: E402
 from studio.engine import jobs  # noqa: E402
 from studio.engine.edits import Direction, EditStack, SpatialTab  # noqa: E402
 from studio.engine.engine import Engine  # noqa: E402
+from studio.engine.renderer import Renderer  # noqa: E402
+
+ROUNDS = 3
+
+
+@contextmanager
+def dense_batches():
+    """Jobs render densely (no windowing) inside: the baseline that shows what windowing adds."""
+    original = Renderer.__init__
+
+    def dense_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.windowed = False
+
+    Renderer.__init__ = dense_init
+    try:
+        yield
+    finally:
+        Renderer.__init__ = original
 
 
 def run_job(engine: Engine, job: jobs.Job, out: Path) -> float:
@@ -52,15 +73,32 @@ def main() -> int:
         print(f"model {Path(model).name}, {eng.config.resolution}px, sweep layer {layer} ({st.channels} channels)")
 
         sweep = jobs.axis_aligned_sweep(stack, 0)
-        t0 = time.perf_counter()
-        rate = run_job(eng, sweep, out)
-        batched = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for item in sweep.items:  # the same images, one by one, from scratch (no cache, no batching)
-            eng.renderer.render(item.stack, use_cache=False).uint8()
-        single = time.perf_counter() - t0
-        print(f"axis sweep, {len(sweep.items)} images: {batched:.2f} s as a job (with PNG writing, {rate} images/s) "
-              f"vs {single:.2f} s one by one from scratch (render only) -> {single / batched:.2f}x")
+        whole = jobs.axis_aligned_sweep(stack.copy(tabs=[replace(tab, selection=np.ones_like(sel))]), 0)
+        times: dict[str, list[float]] = {"job": [], "dense": [], "whole": [], "single": []}
+        for _ in range(ROUNDS):  # interleaved rounds: this machine's speed drifts, so ratios are per round
+            t0 = time.perf_counter()
+            rate = run_job(eng, sweep, out)
+            times["job"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            run_job(eng, whole, out)
+            times["whole"].append(time.perf_counter() - t0)
+            with dense_batches():
+                t0 = time.perf_counter()
+                run_job(eng, sweep, out)
+                times["dense"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for item in sweep.items:  # the same images, one by one, from scratch (no cache, no batching)
+                eng.renderer.render(item.stack, use_cache=False).uint8()
+            times["single"].append(time.perf_counter() - t0)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        ratio = {k: float(np.median(np.array(times["single"]) / np.array(v))) for k, v in times.items()}
+        n = len(sweep.items)
+        print(f"axis sweep of {st.channels} channels, {n} images, medians of {ROUNDS} interleaved rounds:")
+        print(f"  one by one from scratch (render only)      {med['single']:.2f} s  ({n / med['single']:.0f} images/s)")
+        print(f"  job, 3x6 selection (with PNG writing)      {med['job']:.2f} s  ({rate} images/s) "
+              f"-> {ratio['job']:.2f}x faster")
+        print(f"  job, batches rendered densely              {med['dense']:.2f} s -> {ratio['dense']:.2f}x")
+        print(f"  job, whole-image selection                 {med['whole']:.2f} s -> {ratio['whole']:.2f}x")
 
         dirs = [Direction("a", np.random.default_rng(0).normal(size=eng.config.w_dim).astype(np.float32), 1.5),
                 Direction("b", np.random.default_rng(1).normal(size=eng.config.w_dim).astype(np.float32), -1.0)]

@@ -54,6 +54,38 @@ def test_recipe_json_is_versioned_and_exact(engine, tmp_path):
     assert doc["model"]["sha256"] == engine.model.sha256
 
 
+def test_equal_ws_rows_are_stored_once_and_mixed_ws_in_full(engine, tmp_path):
+    from PIL import Image
+
+    plain = EditStack(seed=4, psi=0.7)
+    path = engine.save_png(tmp_path / "plain.png", plain, engine.render(plain))
+    doc = json.loads(Image.open(path).text["ganstudio"])
+    assert doc["ws_rows"] == engine.config.num_ws and doc["ws"]["shape"] == [1, engine.config.w_dim]
+    recipe = engine.read_png(path)
+    assert recipe.ws.shape == (engine.config.num_ws, engine.config.w_dim)
+    assert np.array_equal(recipe.ws, engine.render(plain).ws[0].numpy())
+    cut = EditStack(seed=4, psi=0.2, cutoff=2)  # rows differ: stored in full
+    doc = json.loads(Image.open(engine.save_png(tmp_path / "cut.png", cut, engine.render(cut))).text["ganstudio"])
+    assert "ws_rows" not in doc and doc["ws"]["shape"][0] == engine.config.num_ws
+    doc["ws"], doc["ws_rows"] = {"shape": [2, engine.config.w_dim], "f32": doc["ws"]["f32"]}, 3
+    from studio.engine.recipe import _parse_recipe
+
+    with pytest.raises(RecipeError, match="malformed"):
+        _parse_recipe(json.dumps(doc), "bad.png")
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (1, 5, 3), (9, 1, 3), (33, 17)])
+def test_png_encoder_round_trips_through_pillow(shape, tmp_path):
+    from PIL import Image
+
+    from studio.engine.recipe import encode_png
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    (tmp_path / "x.png").write_bytes(encode_png(image, {"ganstudio": "{\"a\": \"\u00e9\"}"}))
+    back = Image.open(tmp_path / "x.png")
+    assert np.array_equal(np.asarray(back), image) and back.text["ganstudio"] == '{"a": "\u00e9"}'
+
+
 def test_png_from_another_model_names_both_hashes(engine, tmp_path, ref_model):
     stack = EditStack(seed=1)
     path = engine.save_png(tmp_path / "c.png", stack, engine.render(stack))

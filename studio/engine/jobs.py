@@ -22,13 +22,12 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .edits import EditError, EditStack, SpatialTab, multiplier, slerp
 from .engine import Engine
 from .files import write_atomic, write_text_atomic
 from .plugins import PluginManager, apply_detectors, has_detectors
-from .recipe import RecipeError, png_bytes, recipe_json
+from .recipe import RecipeError, encode_png, png_bytes, recipe_json
 from .renderer import Renderer, to_uint8
 
 CHUNK = 32  # images rendered per batch
@@ -105,7 +104,7 @@ class Job:
             manifest.update(finished=_now(), seconds=round(seconds, 3),
                             images_per_second=round(len(manifest["files"]) / max(seconds, 1e-9), 2))
             if thumbs:
-                Image.fromarray(contact_sheet(thumbs)).save(folder / "contact_sheet.png")
+                write_atomic(folder / "contact_sheet.png", encode_png(contact_sheet(thumbs)), durable=False)
                 manifest["contact_sheet"] = "contact_sheet.png"
             write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
 

@@ -119,6 +119,12 @@ def upfirdn2d(x: Tensor, f: Tensor, up: int, pad: tuple[int, int, int, int], gai
     return F.conv2d(x, f, groups=c)
 
 
+def fir_filter2d(x: Tensor, f: Tensor, padding: int, gain: float) -> Tensor:
+    """upfirdn2d with up=1 and the same zero padding on every side, padded by the convolution itself."""
+    f = (f * gain).to(x.dtype).flip([0, 1])[None, None].repeat([x.shape[1], 1, 1, 1])
+    return F.conv2d(x, f, padding=padding, groups=x.shape[1])
+
+
 def upsample2d(img: Tensor, f: Tensor) -> Tensor:
     """2x FIR upsampling of the RGB skip path (pad 2,1,2,1, gain 4)."""
     return upfirdn2d(img, f, up=2, pad=(2, 1, 2, 1), gain=4.0)
@@ -132,6 +138,7 @@ def modulated_conv2d(
     up: bool = False,
     resample_filter: Tensor | None = None,
     fused: bool = True,
+    gain: float = 1.0,
 ) -> Tensor:
     """Convolve `x` [N,I,H,W] with `weight` [O,I,k,k] scaled per input channel by `styles` [N or 1, I].
 
@@ -140,16 +147,20 @@ def modulated_conv2d(
     row (styles has one row and N > 1), the weights are modulated once and an ordinary batched conv is used.
     `up` = transposed conv with stride 2, then the 4x4 FIR (pad 1,1,1,1, gain 4).
     `fused=False` scales the activations instead of the weights (x*s, conv, *d): the fast path for training.
+    `gain` scales the output, folded into the (small) weights instead of a pass over the (large) result.
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     rows = styles.shape[0]
     if rows > 1 and not fused:
-        return _modulated_conv2d_unfused(x, weight, styles, demodulate, up, resample_filter)
+        x = _modulated_conv2d_unfused(x, weight, styles, demodulate, up, resample_filter)
+        return x * gain if gain != 1 else x
     w = weight.unsqueeze(0) * styles.reshape(rows, 1, -1, 1, 1)  # [rows, O, I, k, k]
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + NORM_EPS).rsqrt()  # [rows, O]
-        w = w * dcoefs.reshape(rows, -1, 1, 1, 1)
+        w = w * (dcoefs * gain).reshape(rows, -1, 1, 1, 1)
+    elif gain != 1:
+        w = w * gain
 
     shared = rows == 1
     groups = 1 if shared else n
@@ -159,7 +170,7 @@ def modulated_conv2d(
     if up:
         w = w.reshape(groups, out_ch, in_ch, kh, kw).transpose(1, 2).reshape(groups * in_ch, out_ch, kh, kw)
         x = F.conv_transpose2d(x, w, stride=2, groups=groups)
-        x = upfirdn2d(x, resample_filter, up=1, pad=(1, 1, 1, 1), gain=4.0)
+        x = fir_filter2d(x, resample_filter, padding=1, gain=4.0)
     else:
         x = F.conv2d(x, w, padding=kh // 2, groups=groups)
     return x.reshape(n, -1, *x.shape[2:])
@@ -171,7 +182,7 @@ def _modulated_conv2d_unfused(x: Tensor, weight: Tensor, styles: Tensor, demodul
     x = x * styles[:, :, None, None]
     if up:
         x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        x = upfirdn2d(x, resample_filter, up=1, pad=(1, 1, 1, 1), gain=4.0)
+        x = fir_filter2d(x, resample_filter, padding=1, gain=4.0)
     else:
         x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
     if demodulate:
@@ -221,12 +232,22 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, gain: float = 1.0) -> Tensor:
         """`noise` is the unit-variance noise image [N or 1, 1, r, r] (or None); it is scaled by noise_strength."""
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter,
-                             fused=self.fused)
-        if noise is not None:
-            x = x.add_(noise * self.noise_strength)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, lrelu=True, gain=LRELU_GAIN * gain, clamp=clamp)
+        if torch.is_grad_enabled():
+            x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter,
+                                 fused=self.fused)
+            if noise is not None:
+                x = x.add_(noise * self.noise_strength)
+            return bias_act(x, self.bias, lrelu=True, gain=LRELU_GAIN * gain, clamp=clamp)
+        # Inference: lrelu(y) * g = lrelu(g * y) for g > 0, so the gain goes into the weights and the bias and
+        # noise into one small [1, C, r, r] term: two in-place passes over the feature map instead of four.
+        g = LRELU_GAIN * gain
+        x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter, gain=g)
+        offset = self.bias.reshape(1, -1, 1, 1) * g
+        if noise is not None:
+            offset = offset + noise * (self.noise_strength * g)
+        x = F.leaky_relu_(x.add_(offset), LRELU_SLOPE)
+        return x.clamp_(-clamp, clamp) if clamp is not None and clamp >= 0 else x
 
 
 class ToRGB(nn.Module):

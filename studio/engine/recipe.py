@@ -14,11 +14,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .. import __version__
 from .edits import EditError, EditStack, decode_array, encode_array
@@ -52,24 +50,46 @@ class Recipe:
 
 
 def recipe_json(stack: EditStack, ws: np.ndarray, model_sha256: str, model_name: str, device: str) -> dict:
+    """The recipe; ws whose rows are all equal (no mixing or cutoff) are stored as one row and a count."""
+    ws = np.asarray(ws, np.float32)
+    rows = {"ws": encode_array(ws)}
+    if ws.ndim == 2 and ws.shape[0] > 1 and (ws == ws[:1]).all():
+        rows = {"ws": encode_array(ws[:1]), "ws_rows": ws.shape[0]}
     return {
         "format": RECIPE_FORMAT, "version": RECIPE_VERSION, "software": f"ganstudio {__version__}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"sha256": model_sha256, "name": model_name}, "device": device,
-        "noise_mode": stack.noise_mode, "ws": encode_array(ws), "stack": stack.to_json(),
+        "noise_mode": stack.noise_mode, **rows, "stack": stack.to_json(),
     }
+
+
+def _chunk(ctype: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
+
+
+def encode_png(image: np.ndarray, texts: dict[str, str] | None = None) -> bytes:
+    """An HxWx3 (or HxW) uint8 image as an 8-bit PNG, rows "Up"-filtered and deflated, with compressed iTXt
+    chunks; written directly (about 3x faster than Pillow for the small images of a batch job)."""
+    image = np.ascontiguousarray(image, np.uint8)
+    h, w = image.shape[:2]
+    colour = {2: 0, 3: 2}[image.ndim]
+    rows = image.reshape(h, -1)
+    up = np.empty_like(rows)
+    up[0] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=up[1:])  # uint8 arithmetic wraps modulo 256, as PNG wants
+    raw = np.concatenate([np.full((h, 1), 2 if h > 1 else 0, np.uint8), up if h > 1 else rows], axis=1)
+    out = [PNG_SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))]
+    for key, text in (texts or {}).items():
+        payload = key.encode("latin-1") + b"\0\1\0\0\0" + zlib.compress(text.encode("utf-8"))
+        out.append(_chunk(b"iTXt", payload))
+    out += [_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)), _chunk(b"IEND", b"")]
+    return b"".join(out)
 
 
 def png_bytes(image: np.ndarray, recipe: dict | None) -> bytes:
     """Encode an HxWx3 uint8 image as PNG with the recipe in a compressed iTXt chunk."""
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    if recipe is not None:
-        info.add_itxt(RECIPE_KEYWORD, json.dumps(recipe, separators=(",", ":")), zip=True)
-    buf = BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
+    texts = {RECIPE_KEYWORD: json.dumps(recipe, separators=(",", ":"))} if recipe is not None else None
+    return encode_png(image, texts)
 
 
 def write_png(path: str | Path, image: np.ndarray, recipe: dict | None) -> Path:
@@ -146,9 +166,14 @@ def _parse_recipe(text: str, name: str) -> Recipe:
     try:
         stack = EditStack.from_json(d["stack"])
         ws = decode_array(d["ws"])
+        if "ws_rows" in d:
+            rows = int(d["ws_rows"])
+            if ws.ndim != 2 or ws.shape[0] != 1 or not 1 <= rows <= 64:
+                raise EditError(f"ws_rows {rows} does not fit ws of shape {list(ws.shape)}")
+            ws = np.repeat(ws, rows, axis=0)
         model = d.get("model") or {}
         return Recipe(stack, ws, model.get("sha256"), model.get("name"), d.get("software"))
-    except (EditError, KeyError, TypeError) as e:
+    except (EditError, KeyError, TypeError, ValueError) as e:
         raise RecipeError(f"{name}: malformed recipe ({e})") from None
 
 

@@ -22,9 +22,11 @@ from torch import Tensor
 
 from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
 from .network import Generator, Stage, SynthesisState, truncate
+from .windowed import box_area, support, windowed_tail
 
 NOISE_SEED_STRIDE = 1000  # random noise of stage i for noise seed s uses torch seed s * stride + i
 UNIT_DELTA_CACHE = 64  # unit deltas (a x S) kept for fast slider scrubbing
+WINDOW_MAX_AREA = 0.25  # batches whose samples differ over more of a layer than this run densely
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -89,6 +91,8 @@ class Renderer:
         self._cache: _Cache | None = None
         self._ws_memo: tuple | None = None  # (latent key, ws) of the last stack resolved
         self._unit_deltas: dict[tuple, Tensor] = {}
+        self._base_memo: tuple | None = None  # (key, states) of the last shared base of a windowed batch
+        self.windowed = True  # False: batches that part late run densely (the baseline in tests and benchmarks)
 
     # -------------------------------------------------------------------------------------------- latents
 
@@ -184,11 +188,18 @@ class Renderer:
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
             for i in range(start, stop):
                 stage = self.stages[i]
-                differs = len(set(edit_keys[i])) > 1 or (noise_mode == "random" and len(set(noise_seeds)) > 1)
-                if s.batch == 1 and n > 1 and differs:
+                noise_differs = noise_mode == "random" and len(set(noise_seeds)) > 1 and stage.kind != "torgb"
+                if s.batch == 1 and n > 1 and noise_differs:
                     s = _expand(s, n)
                 noise = self._noise(stage, noise_mode, noise_seeds if s.batch > 1 else noise_seeds[:1])
                 s = self.G.synthesis.run_stage(stage, s, ws, noise)
+                if s.batch == 1 and n > 1 and len(set(edit_keys[i])) > 1:  # the samples part here, after the conv
+                    images = None
+                    if self.windowed and not capture and until is None:
+                        images = self._windowed(i, s, ws, tabs, edit_keys, noise_seeds[:1], noise_mode)
+                    if images is not None:
+                        return RenderResult(images, ws, {}, start, (time.perf_counter() - t0) * 1000)
+                    s = _expand(s, n)
                 delta = self._delta(tabs if s.batch > 1 else tabs[:1], stage) if any(edit_keys[i]) else None
                 if delta is not None:
                     s.x = s.x + delta.to(s.x.dtype)
@@ -211,6 +222,44 @@ class Renderer:
     def clear_cache(self) -> None:
         self._cache = None
         self._ws_memo = None
+        self._base_memo = None
+
+    def _windowed(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
+                  edit_keys: list[list[str]], noise_seeds: list[int], noise_mode: str) -> Tensor | None:
+        """Samples with one w that part at stage `split`: each computed only where it can differ from the shared
+        base (windowed.py). None when the samples differ over too much of a layer for windows to pay off."""
+        deltas: list[tuple[Tensor, bool] | None] = [None] * len(self.stages)
+        for j in range(split, len(self.stages)):
+            if any(edit_keys[j]):
+                per_sample = len(set(edit_keys[j])) > 1
+                delta = self._delta(tabs if per_sample else tabs[:1], self.stages[j])
+                if delta is None:
+                    continue
+                if per_sample and box_area(support(delta)) > WINDOW_MAX_AREA * delta[0, 0].numel():
+                    return None
+                deltas[j] = (delta, per_sample)
+        base = self._base_tail(split, s, ws, tabs, edit_keys, noise_seeds, noise_mode)
+        noises = [self._noise(stage, noise_mode, noise_seeds) for stage in self.stages]
+        return windowed_tail(self.G.synthesis, self.stages, base, split, ws, noises, deltas, len(tabs))
+
+    def _base_tail(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
+                   edit_keys: list[list[str]], noise_seeds: list[int], noise_mode: str) -> list[SynthesisState]:
+        """Batch-1 states from stage `split` on with only the deltas all samples share; the last one is kept, so
+        the chunks of one sweep compute it once."""
+        common = [keys[0] if len(set(keys)) == 1 else "" for keys in edit_keys]
+        key = (split, *self._stage_keys(ws, [[c] for c in common], noise_seeds, noise_mode))
+        if self._base_memo is not None and self._base_memo[0] == key:
+            return self._base_memo[1]
+        states: list[SynthesisState] = [s] * (split + 1)  # only states[split:] are read
+        for j in range(split + 1, len(self.stages)):
+            stage = self.stages[j]
+            s = self.G.synthesis.run_stage(stage, s, ws, self._noise(stage, noise_mode, noise_seeds))
+            delta = self._delta(tabs[:1], stage) if common[j] else None
+            if delta is not None:
+                s.x = s.x + delta.to(s.x.dtype)
+            states.append(s)
+        self._base_memo = (key, states)
+        return states
 
     # -------------------------------------------------------------------------------------------- helpers
 
@@ -273,5 +322,7 @@ class Renderer:
 
 
 def _expand(s: SynthesisState, n: int) -> SynthesisState:
-    grow = lambda t: None if t is None else t.expand(n, *t.shape[1:]).contiguous()  # noqa: E731
+    """One sample -> n copies, channels-last: the layout oneDNN convolves fastest in a batch."""
+    grow = lambda t: None if t is None else t.expand(n, *t.shape[1:]).contiguous(  # noqa: E731
+        memory_format=torch.channels_last)
     return SynthesisState(n, grow(s.x), grow(s.img), grow(s.shortcut))
