@@ -32,3 +32,30 @@ def test_steps_save_and_resume(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.G.parameters(), t.G.parameters(), strict=True))
     exported = load_model(tmp_path / "generator_ema.safetensors")
     assert exported.config.resolution == 16 and exported.source_format == "ganstudio"
+
+
+def test_part_weights_weight_the_reconstruction(tmp_path):
+    from studio.portraits.render import PART_INDEX
+    from studio.train.gan import part_weight_table
+
+    table = part_weight_table({"left_eye": 8.0, "cheeks": 4.0})
+    assert table[PART_INDEX["left_eye"]] == 8 and table[PART_INDEX["cheeks"]] == 4 and table[PART_INDEX["skin"]] == 1
+    cfg = TrainConfig(generator=dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=2, mapping_lr_mul=1.0,
+                                     channel_base=256, channel_max=32, conv_clamp=None), batch=2)
+    z = torch.randn(2, 16)
+    target = to_float(np.random.RandomState(1).randint(0, 255, (2, 16, 16, 3)).astype(np.uint8), torch.device("cpu"))
+
+    def first_l1(name, weights):
+        torch.manual_seed(0)
+        t = Trainer(cfg, tmp_path / name, torch.device("cpu"))
+        with torch.no_grad():
+            fake = t.G.synthesis(t.G.mapping(z).unsqueeze(1).repeat(1, t.G.cfg.num_ws, 1))
+        return t.train_step(z, target, target, weights)["l1"], (fake - target).abs()
+
+    plain, err = first_l1("a", None)
+    ones, _ = first_l1("b", torch.ones(2, 1, 16, 16))
+    assert abs(plain - ones) < 1e-6
+    spot = torch.zeros(2, 1, 16, 16)
+    spot[:, :, 3:5, 6:9] = 8.0  # only these pixels count
+    weighted, _ = first_l1("c", spot)
+    assert abs(weighted - err[:, :, 3:5, 6:9].mean().item()) < 1e-5

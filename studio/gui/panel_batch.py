@@ -12,6 +12,7 @@ from ..engine import jobs
 from ..engine.animate import collect_frames, write_animation
 from ..engine.edits import EditError, parse_channel_list
 from ..engine.recipe import RecipeError
+from .worker import lower_thread_priority
 
 JOBS = {
     "New latents": "new", "Attribute spectrum": "spectrum", "Attribute combinatoric": "acomb",
@@ -112,6 +113,7 @@ class BatchPanel:
         out = dpg.get_value("bj_out")
 
         def work() -> None:
+            lower_thread_priority()  # the event loop and the render worker come first
             try:
                 for p in job.run(self.app.engine, out, self.cancel, plugins=self.app.plugins):
                     self.progress = p

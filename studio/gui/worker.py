@@ -8,11 +8,22 @@ a newer one.  The loop never waits on the model.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Raise the calling thread's nice value, so that background work (a batch job) yields the CPU to the event
+    loop and the render worker. On Linux a thread is a task with its own nice value, inherited by the threads it
+    starts (its convolution thread team); elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
 
 
 @dataclass

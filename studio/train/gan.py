@@ -1,7 +1,8 @@
 """Train the bundled StyleGAN2 on procedural portraits; resumable, in time-boxed chunks.
 
 Two terms, weighted by the preset:
-  reconstruction  every z has a target portrait render(params_from_z(z)); L1 + L2 between G(z) and it.
+  reconstruction  every z has a target portrait render(params_from_z(z)); L1 + L2 between G(z) and it,
+                  optionally weighted per part of the target (the preset's part_weights).
                   This is the "parameter encoder" route of training-notes.md with the mapping network itself as
                   the encoder: the result is an ordinary unconditional StyleGAN2 (z -> mapping -> w -> synthesis).
   adversarial     non-saturating logistic loss against a residual discriminator with minibatch std,
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from ..engine.files import write_atomic
 from ..engine.loaders import save_model
 from ..engine.network import Generator, GeneratorConfig
-from ..portraits.render import render_dataset
+from ..portraits.render import PART_INDEX, PARTS, render_dataset
 
 
 @dataclass
@@ -53,6 +54,9 @@ class TrainConfig:
     ema_rampup: float = 0.05
     w_avg_beta: float = 0.995
     lr_decay_kimg: float = 0.0  # cosine decay of the learning rate to 10% over this many kimg (0 = constant)
+    # reconstruction weight per part of the target render (others 1): small parts (irises, blush, hairband) are a
+    # few pixels at 64 px, and an unweighted loss lets the generator paint them the average colour
+    part_weights: dict = field(default_factory=dict)
 
 
 PRESETS = {
@@ -60,6 +64,9 @@ PRESETS = {
     # encoder here and must learn every attribute from z in a few thousand steps, so its lr multiplier is 1
     # (0.01, the GAN recipe, moves its weights ~2e-5 relative per Adam step: it would barely leave its init).
     "cpu64": TrainConfig(),
+    # its second phase: the same, with the small parts weighted up
+    "cpu64_parts": TrainConfig(part_weights={"left_eye": 8.0, "right_eye": 8.0, "cheeks": 4.0, "hairband": 4.0,
+                                             "mouth": 2.0}),
     # the same with an adversarial term for sharpness, for a GPU
     "gpu64": TrainConfig(batch=64, adv_weight=0.1),
     # the GAN recipe of training-notes.md (mapping lr multiplier 0.01), adversarial only
@@ -130,26 +137,39 @@ class Discriminator(nn.Module):
 # ------------------------------------------------------------------------------------------------ data
 
 
-def _render_chunk(args: tuple[np.ndarray, int]) -> np.ndarray:
+def _render_chunk(args: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
     zs, size = args
-    return render_dataset(zs, size)[0]
+    return render_dataset(zs, size)[:2]
 
 
-def make_dataset(n: int, z_dim: int, size: int, seed: int, cache: Path, procs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(z [n, z_dim] float32, images uint8 [n, size, size, 3]) rendered in parallel, cached as .npy files."""
+def make_dataset(n: int, z_dim: int, size: int, seed: int, cache: Path, procs: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z [n, z_dim] float32, images uint8 [n, size, size, 3], part maps uint8 [n, size, size]) rendered in
+    parallel, cached as .npy files."""
     zpath, ipath = cache / f"z_{n}_{seed}.npy", cache / f"img_{n}_{seed}_{size}.npy"
+    lpath = cache / f"parts_{n}_{seed}_{size}.npy"
     zs = np.random.RandomState(seed).randn(n, z_dim).astype(np.float32)
-    if ipath.exists():
-        return zs, np.load(ipath)
+    if ipath.exists() and lpath.exists():
+        return zs, np.load(ipath), np.load(lpath)
     cache.mkdir(parents=True, exist_ok=True)
     chunks = [(zs[i:i + 1000], size) for i in range(0, n, 1000)]
     t0 = time.time()
     with Pool(procs) as pool:
-        imgs = np.concatenate(pool.map(_render_chunk, chunks))
+        done = pool.map(_render_chunk, chunks)
+    imgs, parts = np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
     print(f"rendered {n} portraits in {time.time() - t0:.0f}s", flush=True)
     np.save(zpath, zs)
     np.save(ipath, imgs)
-    return zs, imgs
+    np.save(lpath, parts)
+    return zs, imgs, parts
+
+
+def part_weight_table(part_weights: dict) -> np.ndarray:
+    """Reconstruction weight per part index (1 for parts not named)."""
+    table = np.ones(len(PARTS), np.float32)
+    for name, weight in part_weights.items():
+        table[PART_INDEX[name]] = weight
+    return table
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -230,7 +250,8 @@ class Trainer:
             G.mapping.w_avg.copy_(w.detach().mean(0).lerp(G.mapping.w_avg, self.cfg.w_avg_beta))
         return G.synthesis(ws, noise_mode="const")
 
-    def train_step(self, z: Tensor, target: Tensor, reals: Tensor) -> dict:
+    def train_step(self, z: Tensor, target: Tensor, reals: Tensor, weights: Tensor | None = None) -> dict:
+        """One G (and D) step; `weights` [N, 1, H, W] weight the reconstruction per pixel (mean 1 when None)."""
         c = self.cfg
         for opt in (self.opt_g, self.opt_d):
             for g in opt.param_groups:
@@ -242,8 +263,12 @@ class Trainer:
             fake = self._generate(z, mix=False)
             loss = torch.zeros([], device=self.device)
             if c.recon_weight:
-                l1 = (fake.float() - target).abs().mean()
-                l2 = (fake.float() - target).square().mean()
+                diff = fake.float() - target
+                if weights is None:
+                    l1, l2 = diff.abs().mean(), diff.square().mean()
+                else:  # weighted means: sum(w * e) / sum(w) over pixels and channels
+                    norm = weights.sum() * diff.shape[1]
+                    l1, l2 = (diff.abs() * weights).sum() / norm, (diff.square() * weights).sum() / norm
                 loss = loss + c.recon_weight * (l1 + l2)
                 stats["l1"] = l1.item()
             if c.adv_weight:
@@ -322,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     g = cfg.generator
-    zs, imgs = make_dataset(cfg.dataset_size, g["z_dim"], g["resolution"], cfg.dataset_seed, out / "dataset",
-                            args.procs)
+    zs, imgs, parts = make_dataset(cfg.dataset_size, g["z_dim"], g["resolution"], cfg.dataset_seed,
+                                   out / "dataset", args.procs)
+    weight_table = torch.from_numpy(part_weight_table(cfg.part_weights)).to(device) if cfg.part_weights else None
     trainer = Trainer(cfg, out, device)
     rng = np.random.default_rng(trainer.step)
     t_end = time.time() + args.minutes * 60
@@ -335,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         z = torch.from_numpy(zs[idx]).to(device)
         target = to_float(imgs[idx], device)
         reals = to_float(imgs[rng.integers(0, len(zs), cfg.batch)], device) if cfg.adv_weight else target
-        stats = trainer.train_step(z, target, reals)
+        weights = None
+        if weight_table is not None:
+            weights = weight_table[torch.from_numpy(parts[idx]).to(device).long()][:, None]
+        stats = trainer.train_step(z, target, reals, weights)
         if trainer.step % 50 == 0:
             now = time.time()
             rate = (trainer.images_seen - seen_log) / (now - t_log)
