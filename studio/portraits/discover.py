@@ -206,8 +206,9 @@ def _prob(oracle: Oracle, images: np.ndarray, attr: str, cls: int) -> np.ndarray
 
 def tune_value(engine, oracle: Oracle, tab: SpatialTab, s: Sample, detectors: dict,
                values=(10, 15, 20, 30, 40, 60, 80, 100, 120),
-               n: int = 16, target: float = 0.9) -> float:
-    """The smallest slider value that gives the attribute in `target` of discovery images (else the best)."""
+               n: int = 32, target: float = 0.9) -> float:
+    """The smallest slider value that gives the attribute in `target` of the first n discovery images (else the
+    best): the gentlest edit that does the job (strong edits at late layers leave colour fringes)."""
     attr, cls, region = EDITS[tab.name]
     best = (-1.0, values[-1])
     for v in values:
