@@ -36,6 +36,7 @@ EDITS = {
     "mouth_open": ("mouth", 2, "mouth"),
     "smile": ("mouth", 1, "mouth"),
     "blush": ("blush", 1, "skin"),
+    "no_blush": ("blush", 0, "skin"),
     "hairband": ("hairband", 1, "hair"),
     "eyes_red": ("eye_colour", list(ATTRIBUTES["eye_colour"]).index("red"), "eyes"),
     "hair_blue": ("hair_colour", list(ATTRIBUTES["hair_colour"]).index("blue"), "hair"),
