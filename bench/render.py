@@ -67,7 +67,7 @@ def conv_floor_ms(G: Generator, repeats: int) -> float:
     precomputed weights, nothing else. The reference code cannot do less work than this."""
     import torch.nn.functional as F
 
-    from studio.engine.network import fir_filter, upfirdn2d
+    from studio.engine.network import fir_filter, fir_filter2d
 
     ops = []
     for stage in G.synthesis.stages:
@@ -83,7 +83,7 @@ def conv_floor_ms(G: Generator, repeats: int) -> float:
         with torch.no_grad():
             for x, w, up in ops:
                 if up:
-                    upfirdn2d(F.conv_transpose2d(x, w.transpose(0, 1), stride=2), f, 1, (1, 1, 1, 1), 4.0)
+                    fir_filter2d(F.conv_transpose2d(x, w.transpose(0, 1), stride=2), f, padding=1, gain=4.0)
                 else:
                     F.conv2d(x, w, padding=1)
 

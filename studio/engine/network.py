@@ -113,14 +113,12 @@ def upfirdn2d(x: Tensor, f: Tensor, up: int, pad: tuple[int, int, int, int], gai
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, list(pad))
-    f = (f * gain).to(x.dtype).flip([0, 1])
-    f = f[None, None].repeat([c, 1, 1, 1])
-    return F.conv2d(x, f, groups=c)
+    return fir_filter2d(F.pad(x, list(pad)), f, padding=0, gain=gain)
 
 
 def fir_filter2d(x: Tensor, f: Tensor, padding: int, gain: float) -> Tensor:
-    """upfirdn2d with up=1 and the same zero padding on every side, padded by the convolution itself."""
+    """Depthwise convolution with the 2-D FIR `f` times `gain`, the same zero padding on every side (upfirdn2d
+    with up=1, padded by the convolution itself)."""
     f = (f * gain).to(x.dtype).flip([0, 1])[None, None].repeat([x.shape[1], 1, 1, 1])
     return F.conv2d(x, f, padding=padding, groups=x.shape[1])
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
 from .network import Generator, Stage, SynthesisState, truncate
-from .windowed import box_area, support, windowed_tail
+from .windowed import Delta, box_area, support, windowed_tail
 
 NOISE_SEED_STRIDE = 1000  # random noise of stage i for noise seed s uses torch seed s * stride + i
 UNIT_DELTA_CACHE = 64  # unit deltas (a x S) kept for fast slider scrubbing
@@ -228,22 +228,25 @@ class Renderer:
                   edit_keys: list[list[str]], noise_seeds: list[int], noise_mode: str) -> Tensor | None:
         """Samples with one w that part at stage `split`: each computed only where it can differ from the shared
         base (windowed.py). None when the samples differ over too much of a layer for windows to pay off."""
-        deltas: list[tuple[Tensor, bool] | None] = [None] * len(self.stages)
+        deltas: list[Delta | None] = [None] * len(self.stages)
         for j in range(split, len(self.stages)):
             if any(edit_keys[j]):
                 per_sample = len(set(edit_keys[j])) > 1
                 delta = self._delta(tabs if per_sample else tabs[:1], self.stages[j])
                 if delta is None:
                     continue
-                if per_sample and box_area(support(delta)) > WINDOW_MAX_AREA * delta[0, 0].numel():
+                box = support(delta) if per_sample else None
+                if per_sample and box_area(box) > WINDOW_MAX_AREA * delta[0, 0].numel():
                     return None
-                deltas[j] = (delta, per_sample)
-        base = self._base_tail(split, s, ws, tabs, edit_keys, noise_seeds, noise_mode)
-        noises = [self._noise(stage, noise_mode, noise_seeds) for stage in self.stages]
+                deltas[j] = Delta(delta, per_sample, box)
+        noises = [self._noise(stage, noise_mode, noise_seeds) if j > split else None
+                  for j, stage in enumerate(self.stages)]
+        base = self._base_tail(split, s, ws, tabs, edit_keys, noises, noise_seeds, noise_mode)
         return windowed_tail(self.G.synthesis, self.stages, base, split, ws, noises, deltas, len(tabs))
 
     def _base_tail(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
-                   edit_keys: list[list[str]], noise_seeds: list[int], noise_mode: str) -> list[SynthesisState]:
+                   edit_keys: list[list[str]], noises: list[Tensor | None], noise_seeds: list[int],
+                   noise_mode: str) -> list[SynthesisState]:
         """Batch-1 states from stage `split` on with only the deltas all samples share; the last one is kept, so
         the chunks of one sweep compute it once."""
         common = [keys[0] if len(set(keys)) == 1 else "" for keys in edit_keys]
@@ -253,7 +256,7 @@ class Renderer:
         states: list[SynthesisState] = [s] * (split + 1)  # only states[split:] are read
         for j in range(split + 1, len(self.stages)):
             stage = self.stages[j]
-            s = self.G.synthesis.run_stage(stage, s, ws, self._noise(stage, noise_mode, noise_seeds))
+            s = self.G.synthesis.run_stage(stage, s, ws, noises[j])
             delta = self._delta(tabs[:1], stage) if common[j] else None
             if delta is not None:
                 s.x = s.x + delta.to(s.x.dtype)

@@ -97,25 +97,33 @@ def gather(base: Tensor, patch: Patch | None, box: Box, n: int) -> Tensor:
     return out
 
 
-def add_delta(base_x: Tensor, patch: Patch | None, delta: Tensor, per_sample: bool, n: int) -> Patch | None:
+@dataclass
+class Delta:
+    """What a stage's tabs add: [N or 1, C, r, r]; per-sample deltas come with their support (None: all zero)."""
+
+    values: Tensor
+    per_sample: bool
+    box: Box | None = None
+
+
+def add_delta(base_x: Tensor, patch: Patch | None, delta: Delta, n: int) -> Patch | None:
     """Add a stage's tab delta. A delta shared by all samples is already in the base, so only the patch gets it;
     per-sample deltas widen the patch to their support."""
-    if not per_sample:
+    if not delta.per_sample:
         if patch is not None:
-            patch.values = patch.values + _crop(delta, patch.box)
+            patch.values = patch.values + _crop(delta.values, patch.box)
         return patch
-    box = union(patch.box if patch else None, support(delta))
+    box = union(patch.box if patch else None, delta.box)
     if box is None:
         return None
-    return Patch(box, gather(base_x, patch, box, n) + _crop(delta, box))
+    return Patch(box, gather(base_x, patch, box, n) + _crop(delta.values, box))
 
 
 def windowed_tail(synthesis: SynthesisNetwork, stages: list[Stage], base: list[SynthesisState], split: int,
-                  ws: Tensor, noises: list[Tensor | None], deltas: list[tuple[Tensor, bool] | None],
-                  n: int) -> Tensor:
+                  ws: Tensor, noises: list[Tensor | None], deltas: list[Delta | None], n: int) -> Tensor:
     """Images [n, C, R, R] of samples that equal `base` (batch-1 states, one per stage, shared deltas included)
-    up to stage `split`, where their per-sample deltas start; `deltas[j]` = (delta, per_sample) or None."""
-    x_patch = add_delta(base[split].x, None, *deltas[split], n) if deltas[split] else None
+    up to stage `split`, where their per-sample deltas start; `deltas[j]` is stage j's Delta or None."""
+    x_patch = add_delta(base[split].x, None, deltas[split], n) if deltas[split] is not None else None
     img_patch = shortcut_patch = None
     for j in range(split + 1, len(stages)):
         stage, prev, r = stages[j], base[j - 1], stages[j].resolution
@@ -143,8 +151,8 @@ def windowed_tail(synthesis: SynthesisNetwork, stages: list[Stage], base: list[S
             img = gather(prev.img, img_patch, img_box, n) if prev.img is not None else None
             s = synthesis.run_stage(stage, SynthesisState(n, gather(prev.x, x_patch, x_box, n), img), ws, None)
             img_patch = Patch(out_box, _crop(s.img, out_box, (x_box[0][0], x_box[1][0])))
-        if deltas[j]:
-            x_patch = add_delta(base[j].x, x_patch, *deltas[j], n)
+        if deltas[j] is not None:
+            x_patch = add_delta(base[j].x, x_patch, deltas[j], n)
     size = stages[-1].resolution
     return gather(base[-1].img, img_patch, ((0, size - 1), (0, size - 1)), n).contiguous()
 

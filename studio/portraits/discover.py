@@ -149,8 +149,7 @@ def choose_edit(engine, oracle: Oracle, s: Sample, detectors: dict, name: str, l
     best, trials = None, {}
     for layer in layers:
         tab, notes = discover_edit(engine.renderer, oracle, s, detectors, name, layer)
-        tab.value = tune_value(engine, oracle, tab, s, detectors)
-        after = _auto_edit(engine, tab, s, detectors[region], tab.value, n)
+        tab.value, after = tune_value(engine, oracle, tab, s, detectors, n=n)
         effect = _effect(oracle, s.images[:n], after, s.parts[:n], attr, cls, region)
         trials[layer] = {"value": tab.value, "rate": effect["rate"], "change_inside_part": effect["change_inside_part"]}
         reached = effect["rate"] >= EDIT_RATE
@@ -207,17 +206,20 @@ def _prob(oracle: Oracle, images: np.ndarray, attr: str, cls: int) -> np.ndarray
 
 def tune_value(engine, oracle: Oracle, tab: SpatialTab, s: Sample, detectors: dict,
                values=(10, 15, 20, 30, 40, 60, 80, 100, 120),
-               n: int = 32, target: float = 0.9) -> float:
+               n: int = 32, target: float = 0.9) -> tuple[float, np.ndarray]:
     """The smallest slider value that gives the attribute in `target` of the first n discovery images (else the
-    best): the gentlest edit that does the job (strong edits at late layers leave colour fringes)."""
+    best), and those images edited at it: the gentlest edit that does the job (strong edits at late layers leave
+    colour fringes)."""
     attr, cls, region = EDITS[tab.name]
-    best = (-1.0, values[-1])
+    best = None
     for v in values:
-        rate = float(np.mean(_prob(oracle, _auto_edit(engine, tab, s, detectors[region], v, n), attr, cls) > 0.5))
+        edited = _auto_edit(engine, tab, s, detectors[region], v, n)
+        rate = float(np.mean(_prob(oracle, edited, attr, cls) > 0.5))
         if rate >= target:
-            return float(v)
-        best = max(best, (rate, float(v)))
-    return best[1]
+            return float(v), edited
+        if best is None or (rate, v) > best[:2]:
+            best = (rate, v, edited)
+    return float(best[1]), best[2]
 
 
 def _auto_edit(engine, tab: SpatialTab, s: Sample, detector: dict, value: float, n: int) -> np.ndarray:
