@@ -59,3 +59,25 @@ def test_part_weights_weight_the_reconstruction(tmp_path):
     spot[:, :, 3:5, 6:9] = 8.0  # only these pixels count
     weighted, _ = first_l1("c", spot)
     assert abs(weighted - err[:, :, 3:5, 6:9].mean().item()) < 1e-5
+
+
+def test_region_prior_weighs_where_a_part_can_be_whether_or_not_the_image_has_it():
+    from studio.portraits.render import PART_INDEX
+    from studio.train.gan import part_region_prior, part_weight_table, pixel_weights, region_weight_map
+
+    cheeks, skin = PART_INDEX["cheeks"], PART_INDEX["skin"]
+    parts = np.full((4, 8, 8), skin, np.uint8)
+    parts[0, 2:4, 1:3] = cheeks  # half of the images have blush, at slightly different places
+    parts[1, 2:4, 2:4] = cheeks
+    prior = part_region_prior(parts)
+    assert prior[cheeks].max() == 1 and prior[cheeks][2, 2] == 1 and prior[cheeks][2, 1] == 0.5
+    assert prior[cheeks][6, 6] == 0 and prior[skin].max() == 1
+    table = part_weight_table({"cheeks": 5.0})
+    region = region_weight_map(prior, table)
+    assert region[2, 2] == 5 and region[2, 1] == 3 and region[6, 6] == 1
+    w = pixel_weights(torch.from_numpy(parts), torch.from_numpy(table), torch.from_numpy(region))
+    assert w.shape == (4, 1, 8, 8)
+    # an image without blush weighs the cheek region like one with it; its own blush pixels keep their weight
+    assert w[3, 0, 2, 2] == w[0, 0, 2, 2] == 5 and w[0, 0, 2, 1] == 5 and w[3, 0, 2, 1] == 3
+    assert torch.equal(pixel_weights(torch.from_numpy(parts), torch.from_numpy(table), None)[3, 0],
+                       torch.ones(8, 8))

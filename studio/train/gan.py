@@ -57,6 +57,10 @@ class TrainConfig:
     # reconstruction weight per part of the target render (others 1): small parts (irises, blush, hairband) are a
     # few pixels at 64 px, and an unweighted loss lets the generator paint them the average colour
     part_weights: dict = field(default_factory=dict)
+    # also weight where each part *can* be (its frequency over the dataset), so that an image without blush or
+    # with a closed mouth weighs its cheeks or mouth region as much as one with them: weighting only the target's
+    # own part pixels rewards painting blush and open mouths everywhere
+    region_prior: bool = False
 
 
 PRESETS = {
@@ -67,6 +71,9 @@ PRESETS = {
     # its second phase: the same, with the small parts weighted up
     "cpu64_parts": TrainConfig(part_weights={"left_eye": 8.0, "right_eye": 8.0, "cheeks": 4.0, "hairband": 4.0,
                                              "mouth": 2.0}),
+    # its third phase: the part weights applied symmetrically (region_prior), the mouth weighted up
+    "cpu64_regions": TrainConfig(part_weights={"left_eye": 8.0, "right_eye": 8.0, "cheeks": 6.0, "hairband": 4.0,
+                                               "mouth": 4.0}, region_prior=True),
     # the same with an adversarial term for sharpness, for a GPU
     "gpu64": TrainConfig(batch=64, adv_weight=0.1),
     # the GAN recipe of training-notes.md (mapping lr multiplier 0.01), adversarial only
@@ -170,6 +177,26 @@ def part_weight_table(part_weights: dict) -> np.ndarray:
     for name, weight in part_weights.items():
         table[PART_INDEX[name]] = weight
     return table
+
+
+def part_region_prior(parts: np.ndarray, n: int = 5000) -> np.ndarray:
+    """[P, H, W]: how often each pixel belongs to each part over the first n part maps, scaled to a maximum of 1."""
+    sample = parts[:n]
+    freq = np.stack([(sample == i).mean(0) for i in range(len(PARTS))]).astype(np.float32)
+    return freq / np.maximum(freq.max(axis=(1, 2), keepdims=True), 1e-8)
+
+
+def region_weight_map(prior: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """[H, W]: max over parts of 1 + (weight - 1) * prior, the weight of where a part can be."""
+    return (1 + (table[:, None, None] - 1) * prior).max(axis=0).astype(np.float32)
+
+
+def pixel_weights(part_maps: Tensor, table: Tensor, region: Tensor | None) -> Tensor:
+    """[N, 1, H, W] reconstruction weights: the target's own part weights, raised to the region map's."""
+    w = table[part_maps.long()]
+    if region is not None:
+        w = torch.maximum(w, region)
+    return w[:, None]
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -349,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     g = cfg.generator
     zs, imgs, parts = make_dataset(cfg.dataset_size, g["z_dim"], g["resolution"], cfg.dataset_seed,
                                    out / "dataset", args.procs)
-    weight_table = torch.from_numpy(part_weight_table(cfg.part_weights)).to(device) if cfg.part_weights else None
+    table = part_weight_table(cfg.part_weights)
+    weight_table = torch.from_numpy(table).to(device) if cfg.part_weights else None
+    region = None
+    if cfg.part_weights and cfg.region_prior:
+        region = torch.from_numpy(region_weight_map(part_region_prior(parts), table)).to(device)
     trainer = Trainer(cfg, out, device)
     rng = np.random.default_rng(trainer.step)
     t_end = time.time() + args.minutes * 60
@@ -363,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         reals = to_float(imgs[rng.integers(0, len(zs), cfg.batch)], device) if cfg.adv_weight else target
         weights = None
         if weight_table is not None:
-            weights = weight_table[torch.from_numpy(parts[idx]).to(device).long()][:, None]
+            weights = pixel_weights(torch.from_numpy(parts[idx]).to(device), weight_table, region)
         stats = trainer.train_step(z, target, reals, weights)
         if trainer.step % 50 == 0:
             now = time.time()
