@@ -41,3 +41,17 @@ def test_masks_follow_the_parts():
     assert np.abs(img[mouth].mean(0) - skin).sum() > 100
     closed = draw_portrait(PortraitParams(**{**p.to_dict(), "mouth": 0}))[1]
     assert (closed == PART_INDEX["mouth"]).sum() < mouth.sum()  # an open mouth is bigger than a closed one
+
+
+def test_class_mean_direction_follows_where_the_classes_differ_most():
+    from studio.portraits.evaluate import balanced_accuracy, fit_direction
+
+    rng = np.random.RandomState(0)
+    y = rng.rand(2000) < 0.3
+    ws = rng.randn(2000, 4).astype(np.float32) * np.array([0.01, 3.0, 1.0, 1.0], np.float32)
+    ws[:, 0] += 0.05 * y  # separates perfectly, but w barely varies along it
+    ws[:, 1] += 6.0 * y  # separates well along a direction w really varies in
+    d = fit_direction(ws, y)
+    assert abs(np.linalg.norm(d) - 1) < 1e-6 and d[1] > 0.99
+    assert balanced_accuracy(ws, y, d) > 0.8
+    assert balanced_accuracy(ws, y, -d) < 0.2

@@ -63,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
 
     oracle = load_oracle(args.oracle)
     directions, notes = fit_directions(G, oracle)
-    data.save_directions(directions, notes={"method": "logistic regression on oracle labels of 5,000 samples; "
-                                            "flip_rate_2sigma = share of samples without the attribute that the "
-                                            "oracle labels with it after w += 2 std * d", "per_direction": notes})
+    data.save_directions(directions, notes={"method": "nearest-class-mean classifier on oracle labels of 5,000 samples "
+                                            "(unit mean difference of w); flip_rate_2sigma = share of 2,000 held-out "
+                                            "samples without the attribute that the oracle labels with it after "
+                                            "w += 2 std * d; logistic_flip_rate_2sigma: the same for a logistic "
+                                            "regression normal", "per_direction": notes})
     print(json.dumps(notes, indent=1), flush=True)
     report = quality_report(G, oracle)
     report["oracle"] = json.loads(_oracle_metrics(args.oracle))

@@ -127,7 +127,17 @@ def direction_targets(pred: dict) -> dict[str, np.ndarray]:
     return t
 
 
-def fit_direction(ws: np.ndarray, y: np.ndarray, steps: int = 300) -> np.ndarray:
+def fit_direction(ws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Unit normal of the nearest-class-mean classifier in w-space: mean(w | y) - mean(w | not y), normalised.
+
+    Preferred to a logistic-regression normal: with 128 correlated w coordinates the best-separating normal leans on
+    directions in which w barely varies, so a step of 2 std along it hardly moves an image (measured on the bundled
+    model: hair_long flips 32% along the logistic normal, 97% along the class-mean difference)."""
+    d = ws[y].mean(0) - ws[~y].mean(0)
+    return (d / np.linalg.norm(d)).astype(np.float32)
+
+
+def fit_logistic_direction(ws: np.ndarray, y: np.ndarray, steps: int = 300) -> np.ndarray:
     """Unit normal of a logistic-regression boundary in w-space (balanced classes, standardised inputs)."""
     x = torch.from_numpy(ws).float()
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -150,15 +160,20 @@ def fit_direction(ws: np.ndarray, y: np.ndarray, steps: int = 300) -> np.ndarray
     return (normal / np.linalg.norm(normal)).astype(np.float32)
 
 
+def balanced_accuracy(ws: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
+    """Balanced accuracy of thresholding w . d at the midpoint of the two classes' mean projections."""
+    proj = ws @ d
+    cut = 0.5 * (proj[y].mean() + proj[~y].mean())
+    return float(0.5 * ((proj[y] > cut).mean() + (proj[~y] <= cut).mean()))
+
+
 @torch.no_grad()
 def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, had: np.ndarray, target: str, d: np.ndarray,
-              sigmas: float = 2.0, n: int = 200) -> float:
-    """Among samples without the attribute (`had` False), the share the oracle labels with it after
-    w += sigmas * std(w . d) * d."""
+              step: float, n: int = 200) -> float:
+    """Among samples without the attribute (`had` False), the share the oracle labels with it after w += step * d."""
     idx = np.flatnonzero(~had)[:n]
     if len(idx) == 0:
         return float("nan")
-    step = sigmas * float((ws @ d).std())
     moved = ws[idx] + step * d[None]
     return float(direction_targets(predict(oracle, _render_w(G, moved)))[target].mean())
 
@@ -171,18 +186,28 @@ def _render_w(G: Generator, w: np.ndarray, batch: int = 250) -> np.ndarray:
     return np.concatenate(out)
 
 
-def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321) -> tuple[list[Direction], dict]:
+def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321, n_test: int = 2000,
+                   test_seed: int = 654, sigmas: float = 2.0) -> tuple[list[Direction], dict]:
+    """Directions for every labelled attribute value from n samples at psi 1; each measured on n_test held-out
+    samples: the share of those without the attribute that have it after w += sigmas * std(w . d) * d (std over
+    the fitting samples), for the class-mean direction (shipped) and, for comparison, the logistic normal."""
     imgs, ws = sample(G, n, psi=1.0, seed=seed)
-    targets = direction_targets(predict(oracle, imgs))  # also the "before" labels of the flip test
+    targets = direction_targets(predict(oracle, imgs))
+    test_imgs, test_ws = sample(G, n_test, psi=1.0, seed=test_seed)
+    test_targets = direction_targets(predict(oracle, test_imgs))
     directions, notes = [], {}
     for name, y in targets.items():
         if y.sum() < 20 or (~y).sum() < 20:
             notes[name] = {"skipped": f"only {int(y.sum())} positive samples"}
             continue
-        d = fit_direction(ws, y)
+        d, d_logistic = fit_direction(ws, y), fit_logistic_direction(ws, y)
         directions.append(Direction(name, d))
-        rate = flip_rate(G, oracle, ws, y, name, d)
-        notes[name] = {"positives": int(y.sum()), "flip_rate_2sigma": round(rate, 3)}
+        rate = flip_rate(G, oracle, test_ws, test_targets[name], name, d, sigmas * float((ws @ d).std()))
+        rate_logistic = flip_rate(G, oracle, test_ws, test_targets[name], name, d_logistic,
+                                  sigmas * float((ws @ d_logistic).std()))
+        notes[name] = {"positives": int(y.sum()), "flip_rate_2sigma": round(rate, 3),
+                       "balanced_accuracy": round(balanced_accuracy(test_ws, test_targets[name], d), 3),
+                       "logistic_flip_rate_2sigma": round(rate_logistic, 3)}
     return directions, notes
 
 
