@@ -81,3 +81,13 @@ def test_region_prior_weighs_where_a_part_can_be_whether_or_not_the_image_has_it
     assert w[3, 0, 2, 2] == w[0, 0, 2, 2] == 5 and w[0, 0, 2, 1] == 5 and w[3, 0, 2, 1] == 3
     assert torch.equal(pixel_weights(torch.from_numpy(parts), torch.from_numpy(table), None)[3, 0],
                        torch.ones(8, 8))
+
+
+def test_part_weight_option_names_a_part(capsys):
+    import pytest
+
+    from studio.train.gan import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--part-weight", "nose=3", "--out", "/nonexistent/never-made"])
+    assert e.value.code == 2 and "unknown part 'nose'" in capsys.readouterr().err

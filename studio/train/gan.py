@@ -363,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset-size", type=int)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--lr-decay-kimg", type=float)
+    ap.add_argument("--part-weight", action="append", default=[], metavar="PART=W",
+                    help="override one of the preset's part weights (repeatable), e.g. cheeks=24")
     ap.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -370,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("dataset_size", "batch", "lr_decay_kimg"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
+    for item in args.part_weight:
+        part, _, weight = item.partition("=")
+        if part not in PART_INDEX:
+            ap.error(f"--part-weight: unknown part {part!r} (parts: {', '.join(PARTS)})")
+        cfg.part_weights = {**cfg.part_weights, part: float(weight)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
