@@ -62,18 +62,25 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(run / "log.jsonl", docs / "training-log.jsonl")
 
     oracle = load_oracle(args.oracle)
-    directions, notes = fit_directions(G, oracle)
-    data.save_directions(directions, notes={"method": "nearest-class-mean classifier on oracle labels of 5,000 samples "
-                                            "(unit mean difference of w); flip_rate_2sigma = share of 2,000 held-out "
-                                            "samples without the attribute that the oracle labels with it after "
-                                            "w += 2 std * d; logistic_flip_rate_2sigma: the same for a logistic "
-                                            "regression normal", "per_direction": notes})
+    notes = write_directions(G, oracle, data)
     print(json.dumps(notes, indent=1), flush=True)
     report = quality_report(G, oracle)
     report["oracle"] = json.loads(_oracle_metrics(args.oracle))
     write_text_atomic(data.dir / "quality.json", json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     return 0
+
+
+def write_directions(G, oracle, data: ModelData) -> dict:
+    """Fit, measure and save the attribute directions (directions.json); returns the per-direction notes."""
+    directions, notes = fit_directions(G, oracle)
+    data.save_directions(directions, notes={
+        "method": "per attribute, a linear classifier on oracle labels of 5,000 samples at psi 1: the unit "
+                  "class-mean difference of w or the logistic-regression normal, whichever flips more of those "
+                  "samples at 2 std (fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
+                  "without the attribute that the oracle labels with it after w += 2 std * d",
+        "per_direction": notes})
+    return notes
 
 
 def _oracle_metrics(path: str) -> str:
