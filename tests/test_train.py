@@ -91,3 +91,6 @@ def test_part_weight_option_names_a_part(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--part-weight", "nose=3", "--out", "/nonexistent/never-made"])
     assert e.value.code == 2 and "unknown part 'nose'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--part-weight", "cheeks=lots", "--out", "/nonexistent/never-made"])
+    assert e.value.code == 2 and "not PART=NUMBER" in capsys.readouterr().err

@@ -21,8 +21,9 @@ from .. import paths
 from ..engine.files import sha256_file, write_text_atomic
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model, save_model
 from ..engine.modeldata import ModelData
+from ..engine.network import Generator
 from .evaluate import fit_directions, quality_report, sample
-from .oracle import load_oracle
+from .oracle import Oracle, load_oracle
 
 
 def grid_image(images: np.ndarray, side: int = 8, zoom: int = 2) -> np.ndarray:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_directions(G, oracle, data: ModelData) -> dict:
+def write_directions(G: Generator, oracle: Oracle, data: ModelData) -> dict:
     """Fit, measure and save the attribute directions (directions.json); returns the per-direction notes."""
     directions, notes = fit_directions(G, oracle)
     data.save_directions(directions, notes={

@@ -2,7 +2,8 @@
 
 Two terms, weighted by the preset:
   reconstruction  every z has a target portrait render(params_from_z(z)); L1 + L2 between G(z) and it,
-                  optionally weighted per part of the target (the preset's part_weights).
+                  optionally weighted per part of the target (the preset's part_weights) and, with
+                  region_prior, per part of where that part can be (its frequency over the dataset).
                   This is the "parameter encoder" route of training-notes.md with the mapping network itself as
                   the encoder: the result is an ordinary unconditional StyleGAN2 (z -> mapping -> w -> synthesis).
   adversarial     non-saturating logistic loss against a residual discriminator with minibatch std,
@@ -376,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         part, _, weight = item.partition("=")
         if part not in PART_INDEX:
             ap.error(f"--part-weight: unknown part {part!r} (parts: {', '.join(PARTS)})")
-        cfg.part_weights = {**cfg.part_weights, part: float(weight)}
+        try:
+            cfg.part_weights = {**cfg.part_weights, part: float(weight)}
+        except ValueError:
+            ap.error(f"--part-weight: {item!r} is not PART=NUMBER")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
