@@ -204,12 +204,12 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
             notes[name] = {"skipped": f"only {int(y.sum())} positive samples"}
             continue
         candidates = {"class_mean": fit_direction(ws, y), "logistic": fit_logistic_direction(ws, y)}
-        fit_rates = {k: flip_rate(G, oracle, ws, y, name, d, sigmas * float((ws @ d).std()))
-                     for k, d in candidates.items()}
+        steps = {k: sigmas * float((ws @ d).std()) for k, d in candidates.items()}
+        fit_rates = {k: flip_rate(G, oracle, ws, y, name, d, steps[k]) for k, d in candidates.items()}
         method = max(fit_rates, key=fit_rates.get)
         d = candidates[method]
         directions.append(Direction(name, d))
-        rate = flip_rate(G, oracle, test_ws, test_targets[name], name, d, sigmas * float((ws @ d).std()))
+        rate = flip_rate(G, oracle, test_ws, test_targets[name], name, d, steps[method])
         notes[name] = {"positives": int(y.sum()), "method": method, "flip_rate_2sigma": round(rate, 3),
                        "balanced_accuracy": round(balanced_accuracy(test_ws, test_targets[name], d), 3),
                        "fitting_flip_rates": {k: round(v, 3) for k, v in fit_rates.items()}}
