@@ -6,6 +6,7 @@ from studio.portraits.render import (
     ATTRIBUTES,
     PART_INDEX,
     PARTS,
+    Z_LAYOUT,
     PortraitParams,
     draw_portrait,
     params_from_z,
@@ -22,6 +23,24 @@ def test_deterministic_and_varied():
     for name, classes in ATTRIBUTES.items():
         counts = np.bincount([lab[name] for lab in labels], minlength=len(classes))
         assert (counts >= 0.02 * len(zs)).all(), (name, counts)  # every value is common
+
+
+def test_each_class_has_its_own_z_coordinate():
+    """Raising one class's coordinate reaches that class from any other, and leaves the other attributes alone."""
+    zs = np.random.RandomState(1).randn(300, 64)
+    before = [params_from_z(z).labels() for z in zs]
+    for name, classes in ATTRIBUTES.items():
+        for k in range(len(classes)):
+            moved, coords = zs.copy(), Z_LAYOUT[name]
+            if coords.stop - coords.start == 1:  # a binary attribute: the sign of its one coordinate
+                moved[:, coords.start] += 4.0 if k else -4.0
+            else:
+                moved[:, coords.start + k] += 4.0
+            after = [params_from_z(z).labels() for z in moved]
+            assert np.mean([a[name] == k for a in after]) > 0.95, (name, classes[k])
+            for other in ATTRIBUTES:
+                if other != name:
+                    assert all(a[other] == b[other] for a, b in zip(after, before, strict=True)), (name, other)
 
 
 def test_masks_follow_the_parts():

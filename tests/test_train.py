@@ -1,6 +1,7 @@
 """The training script: both loss terms, lazy R1, EMA, w_avg tracking, checkpoint and resume."""
 
 import numpy as np
+import pytest
 import torch
 
 from studio.engine.loaders import load_model
@@ -32,6 +33,15 @@ def test_steps_save_and_resume(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.G.parameters(), t.G.parameters(), strict=True))
     exported = load_model(tmp_path / "generator_ema.safetensors")
     assert exported.config.resolution == 16 and exported.source_format == "ganstudio"
+
+    # a new run can start from that generator's weights, with its own step count and optimisers
+    fresh = Trainer(cfg, tmp_path / "next", torch.device("cpu"))
+    fresh.init_from(tmp_path / "generator_ema.safetensors")
+    assert fresh.step == 0 and fresh.images_seen == 0
+    assert all(torch.equal(a, b) for a, b in zip(fresh.G.parameters(), t.G_ema.parameters(), strict=True))
+    other = TrainConfig(generator={**cfg.generator, "w_dim": 32})
+    with pytest.raises(SystemExit, match="different architecture"):
+        Trainer(other, tmp_path / "other", torch.device("cpu")).init_from(tmp_path / "generator_ema.safetensors")
 
 
 def test_part_weights_weight_the_reconstruction(tmp_path):

@@ -1,6 +1,6 @@
 """Turn a training run into the bundled model: weights, average latent, attribute directions, grid, report.
 
-    python -m studio.portraits.bundle --run runs/parts --oracle runs/oracle.safetensors
+    python -m studio.portraits.bundle --run runs/classes --oracle runs/oracle.safetensors --recipe "..."
 
 Writes models/<name>.safetensors, data/<sha256>/ (average_latent.json, directions.json, quality.json),
 docs/sample-grid.png (8x8 at psi 0.7) and docs/training-log.jsonl.
@@ -38,19 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracle", default="runs/oracle.safetensors")
     ap.add_argument("--name", default=paths.BUNDLED_MODEL_NAME)
     ap.add_argument("--docs", default=str(paths.PROJECT_ROOT / "docs"))
-    ap.add_argument("--recipe", default="--preset cpu64 (197 kimg), then --preset cpu64_parts",
-                    help="how the run was trained, for the model's notes")
+    ap.add_argument("--recipe", required=True,
+                    help="how the run was trained, with its kimg, for the model's notes (a run started with --init "
+                         "logs only its own kimg)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     run, docs = Path(args.run), Path(args.docs)
 
     G = load_model(run / "generator_ema.safetensors").generator
     G.mapping.w_avg.copy_(estimate_w_avg(G, W_AVG_SAMPLES, seed=0))
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    kimg = log[-1]["kimg"] if log else 0
     out = save_model(G, paths.models_dir() / args.name,
-                     notes=f"bundled anime portraits, 64 px, trained on the CPU for {kimg:.0f} kimg by "
-                           f"studio.train.gan {args.recipe}; w_avg from {W_AVG_SAMPLES} mapping outputs")
+                     notes=f"bundled anime portraits, 64 px, trained on the CPU by studio.train.gan: {args.recipe}; "
+                           f"w_avg from {W_AVG_SAMPLES} mapping outputs")
     shutil.copy(args.oracle, paths.models_dir() / "oracle.safetensors")
     sha = sha256_file(out)
     data = ModelData(paths.data_root(), sha)

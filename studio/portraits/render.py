@@ -88,64 +88,66 @@ class PortraitParams:
 
 # ------------------------------------------------------------------------------------------------ parameters
 
-_Z_LAYOUT = (
-    "hair_colour",
-    "hair_length",
-    "bangs",
-    "eye_colour",
-    "mouth",
-    "openness",
-    "blush",
-    "hairband",
-    "hairband_colour",
-    "background",
-    "bg_hue",
-    "skin",
-    "face_x",
-    "face_y",
-    "face_w",
-    "face_h",
-    "eye_size",
-    "clothes_hue",
-)
-Z_USED = len(_Z_LAYOUT)
+# How z sets the parameters. An attribute with more than two classes takes one z coordinate per class and picks the
+# largest: the argmax of i.i.d. coordinates gives every class the same probability, and raising one coordinate moves
+# a sample toward that class from whichever class it is in. (Bins of a single coordinate, the first layout, put the
+# classes on a line, so the model learned them on a line in w and no direction reached a middle class from both
+# sides.) Binary attributes take the sign of one coordinate; continuous ones scale Phi(z_i) to a range.
+_CLASS_COUNTS = {
+    "hair_colour": len(HAIR_COLOURS),
+    "hair_length": len(HAIR_LENGTHS),
+    "bangs": len(BANGS),
+    "eye_colour": len(EYE_COLOURS),
+    "mouth": len(MOUTHS),
+    "hairband_colour": len(HAIRBAND_COLOURS),
+    "skin": len(SKIN_TONES),
+}
+_BINARY = ("blush", "hairband", "background")
+_RANGES = {
+    "openness": (0.35, 1.0),
+    "bg_hue": (0.0, 1.0),
+    "face_x": (-0.04, 0.04),
+    "face_y": (-0.03, 0.03),
+    "face_w": (0.27, 0.32),
+    "face_h": (0.32, 0.37),
+    "eye_size": (0.85, 1.2),
+    "clothes_hue": (0.0, 1.0),
+}
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
+def _z_layout() -> dict[str, slice]:
+    """Which z coordinates (after normalisation) set each parameter."""
+    widths = {**_CLASS_COUNTS, **dict.fromkeys(_BINARY, 1), **dict.fromkeys(_RANGES, 1)}
+    layout, start = {}, 0
+    for name, width in widths.items():
+        layout[name] = slice(start, start + width)
+        start += width
+    return layout
+
+
+Z_LAYOUT = _z_layout()
+Z_LAYOUT_VERSION = 2  # 1: every attribute from bins of one coordinate
+Z_USED = max(s.stop for s in Z_LAYOUT.values())
+
+
+def _phi(x: float) -> float:
     """Standard normal CDF."""
-    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
 def params_from_z(z: np.ndarray) -> PortraitParams:
-    """Deterministic parameters from a Gaussian z (first Z_USED dims after StyleGAN's 2nd-moment normalisation).
+    """Deterministic parameters from a Gaussian z (the first Z_USED dims after StyleGAN's 2nd-moment normalisation).
 
-    Categorical attributes take equal-probability bins of Phi(z_i); continuous ones scale Phi(z_i) to a range.
+    Attributes with k > 2 classes: argmax over their k coordinates; binary: z_i > 0; continuous: a + (b - a) Phi(z_i).
     """
     z = np.asarray(z, dtype=np.float64).ravel()
     z = z / np.sqrt(np.mean(z**2) + 1e-8)
-    u = dict(zip(_Z_LAYOUT, _phi(z[:Z_USED]), strict=True))
-    cat = lambda k, n: min(int(u[k] * n), n - 1)  # noqa: E731
-    lin = lambda k, a, b: float(a + (b - a) * u[k])  # noqa: E731
-    return PortraitParams(
-        hair_colour=cat("hair_colour", len(HAIR_COLOURS)),
-        hair_length=cat("hair_length", 3),
-        bangs=cat("bangs", 3),
-        eye_colour=cat("eye_colour", len(EYE_COLOURS)),
-        mouth=cat("mouth", 3),
-        openness=lin("openness", 0.35, 1.0),
-        blush=cat("blush", 2),
-        hairband=cat("hairband", 2),
-        hairband_colour=cat("hairband_colour", 4),
-        background=cat("background", 2),
-        bg_hue=lin("bg_hue", 0.0, 1.0),
-        skin=cat("skin", len(SKIN_TONES)),
-        face_x=lin("face_x", -0.04, 0.04),
-        face_y=lin("face_y", -0.03, 0.03),
-        face_w=lin("face_w", 0.27, 0.32),
-        face_h=lin("face_h", 0.32, 0.37),
-        eye_size=lin("eye_size", 0.85, 1.2),
-        clothes_hue=lin("clothes_hue", 0, 1),
-    )
+    if len(z) < Z_USED:
+        raise ValueError(f"the renderer needs a z of at least {Z_USED} dims, got {len(z)}")
+    values: dict = {name: int(np.argmax(z[Z_LAYOUT[name]])) for name in _CLASS_COUNTS}
+    values.update({name: int(z[Z_LAYOUT[name].start] > 0) for name in _BINARY})
+    values.update({name: float(a + (b - a) * _phi(z[Z_LAYOUT[name].start])) for name, (a, b) in _RANGES.items()})
+    return PortraitParams(**values)
 
 
 # ------------------------------------------------------------------------------------------------ drawing

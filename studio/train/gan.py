@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..engine.files import write_atomic
-from ..engine.loaders import save_model
+from ..engine.loaders import load_model, save_model
 from ..engine.network import Generator, GeneratorConfig
-from ..portraits.render import PART_INDEX, PARTS, render_dataset
+from ..portraits.render import PART_INDEX, PARTS, Z_LAYOUT_VERSION, render_dataset
 
 
 @dataclass
@@ -154,8 +154,8 @@ def make_dataset(n: int, z_dim: int, size: int, seed: int, cache: Path, procs: i
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z [n, z_dim] float32, images uint8 [n, size, size, 3], part maps uint8 [n, size, size]) rendered in
     parallel, cached as .npy files."""
-    zpath, ipath = cache / f"z_{n}_{seed}.npy", cache / f"img_{n}_{seed}_{size}.npy"
-    lpath = cache / f"parts_{n}_{seed}_{size}.npy"
+    tag = f"{n}_{seed}_{size}_z{Z_LAYOUT_VERSION}"  # the renders depend on how z sets the parameters
+    zpath, ipath, lpath = cache / f"z_{n}_{seed}.npy", cache / f"img_{tag}.npy", cache / f"parts_{tag}.npy"
     zs = np.random.RandomState(seed).randn(n, z_dim).astype(np.float32)
     if ipath.exists() and lpath.exists():
         return zs, np.load(ipath), np.load(lpath)
@@ -239,6 +239,15 @@ class Trainer:
         self.opt_d.load_state_dict(s["opt_d"])
         self.step, self.images_seen = int(s["step"]), int(s["images_seen"])
         print(f"resumed from {self.ckpt} at step {self.step} ({self.images_seen / 1000:.0f} kimg)", flush=True)
+
+    def init_from(self, model: Path) -> None:
+        """Start G and G_ema from a trained generator's weights (a new run: step, optimisers and D start afresh)."""
+        G = load_model(model).generator
+        if G.cfg != self.G.cfg:
+            raise SystemExit(f"--init: {model} has a different architecture from the preset's generator")
+        self.G.load_state_dict(G.state_dict())
+        self.G_ema.load_state_dict(G.state_dict())
+        print(f"initialised from {model}", flush=True)
 
     def save(self) -> None:
         import io
@@ -366,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr-decay-kimg", type=float)
     ap.add_argument("--part-weight", action="append", default=[], metavar="PART=W",
                     help="override one of the preset's part weights (repeatable), e.g. cheeks=24")
+    ap.add_argument("--init", type=Path, help="start a new run from this generator's weights (ignored on resume)")
     ap.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -393,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.part_weights and cfg.region_prior:
         region = torch.from_numpy(region_weight_map(part_region_prior(parts), table)).to(device)
     trainer = Trainer(cfg, out, device)
+    if args.init is not None and trainer.step == 0:
+        trainer.init_from(args.init)
+        trainer.log(init=str(args.init))
     rng = np.random.default_rng(trainer.step)
     t_end = time.time() + args.minutes * 60
     t_save = time.time() + args.save_every * 60
