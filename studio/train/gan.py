@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..engine.files import write_atomic
+from ..engine.files import sha256_file, write_atomic
 from ..engine.loaders import load_model, save_model
 from ..engine.network import Generator, GeneratorConfig
 from ..portraits.render import PART_INDEX, PARTS, Z_LAYOUT_VERSION, render_dataset
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(cfg, out, device)
     if args.init is not None and trainer.step == 0:
         trainer.init_from(args.init)
-        trainer.log(init=str(args.init))
+        trainer.log(init=str(args.init), sha256=sha256_file(args.init))
     rng = np.random.default_rng(trainer.step)
     t_end = time.time() + args.minutes * 60
     t_save = time.time() + args.save_every * 60
