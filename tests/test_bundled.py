@@ -89,7 +89,9 @@ def test_shipped_detectors_find_their_parts_on_fresh_seeds(engine, oracle):
         assert iou(np.stack(preds), np.stack(truths)) >= bar, part
 
 
-@pytest.mark.parametrize("name", ["mouth_open", "hair_long", "background_light"])
+# eyes_green is a middle value of its attribute: the renderer's first z layout (bins of one coordinate) left such
+# values without a working direction; blush was not learned as on/off before the fourth training phase
+@pytest.mark.parametrize("name", ["mouth_open", "hair_long", "background_light", "eyes_green", "blush"])
 def test_shipped_directions_flip_the_oracle_at_two_sigma_on_fresh_seeds(engine, oracle, name):
     from studio.portraits.evaluate import direction_targets, flip_rate, sample
     from studio.portraits.oracle import predict
