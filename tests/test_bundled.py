@@ -89,15 +89,23 @@ def test_shipped_detectors_find_their_parts_on_fresh_seeds(engine, oracle):
         assert iou(np.stack(preds), np.stack(truths)) >= bar, part
 
 
+@pytest.fixture(scope="module")
+def direction_samples(engine, oracle):
+    """(ws, oracle targets) of 400 fresh samples at psi 1, shared by the direction tests."""
+    from studio.portraits.evaluate import direction_targets, sample
+    from studio.portraits.oracle import predict
+
+    imgs, ws = sample(engine.model.generator, 400, psi=1.0, seed=4242)
+    return ws, direction_targets(predict(oracle, imgs))
+
+
 # eyes_green is a middle value of its attribute: the renderer's first z layout (bins of one coordinate) left such
 # values without a working direction; blush was not learned as on/off before the fourth training phase
 @pytest.mark.parametrize("name", ["mouth_open", "hair_long", "background_light", "eyes_green", "blush"])
-def test_shipped_directions_flip_the_oracle_at_two_sigma_on_fresh_seeds(engine, oracle, name):
-    from studio.portraits.evaluate import direction_targets, flip_rate, sample
-    from studio.portraits.oracle import predict
+def test_shipped_directions_flip_the_oracle_at_two_sigma_on_fresh_seeds(engine, oracle, direction_samples, name):
+    from studio.portraits.evaluate import flip_rate
 
     d = next(x for x in engine.data.load_directions() if x.name == name).vector
-    G = engine.model.generator
-    imgs, ws = sample(G, 400, psi=1.0, seed=4242)
-    had = direction_targets(predict(oracle, imgs))[name]
-    assert flip_rate(G, oracle, ws, had, name, d, step=2 * float((ws @ d).std()), n=120) >= 0.7
+    ws, targets = direction_samples
+    assert flip_rate(engine.model.generator, oracle, ws, targets[name], name, d, step=2 * float((ws @ d).std()),
+                     n=120) >= 0.7

@@ -94,8 +94,6 @@ def test_region_prior_weighs_where_a_part_can_be_whether_or_not_the_image_has_it
 
 
 def test_part_weight_option_names_a_part(capsys):
-    import pytest
-
     from studio.train.gan import main
 
     with pytest.raises(SystemExit) as e:
