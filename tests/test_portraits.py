@@ -74,3 +74,13 @@ def test_class_mean_direction_follows_where_the_classes_differ_most():
     assert abs(np.linalg.norm(d) - 1) < 1e-6 and d[1] > 0.99
     assert balanced_accuracy(ws, y, d) > 0.8
     assert balanced_accuracy(ws, y, -d) < 0.2
+
+
+def test_bundle_refuses_a_missing_previous_log(capsys, tmp_path):
+    import pytest
+
+    from studio.portraits.bundle import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--recipe", "x", "--run", str(tmp_path), "--previous-log", str(tmp_path / "missing.jsonl")])
+    assert e.value.code == 2 and "--previous-log: no file at" in capsys.readouterr().err

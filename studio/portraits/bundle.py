@@ -3,7 +3,8 @@
     python -m studio.portraits.bundle --run runs/classes --oracle runs/oracle.safetensors --recipe "..."
 
 Writes models/<name>.safetensors, data/<sha256>/ (average_latent.json, directions.json, quality.json),
-docs/sample-grid.png (8x8 at psi 0.7) and docs/training-log.jsonl.
+docs/sample-grid.png (8x8 at psi 0.7) and docs/training-log.jsonl (the run's log, after --previous-log's lines for a run
+started with --init from an earlier model).
 """
 
 from __future__ import annotations
@@ -38,10 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracle", default="runs/oracle.safetensors")
     ap.add_argument("--name", default=paths.BUNDLED_MODEL_NAME)
     ap.add_argument("--docs", default=str(paths.PROJECT_ROOT / "docs"))
+    ap.add_argument("--previous-log", type=Path,
+                    help="training log of the model this run was --init from, written before the run's own")
     ap.add_argument("--recipe", required=True,
                     help="how the run was trained, with its kimg, for the model's notes (a run started with --init "
                          "logs only its own kimg)")
     args = ap.parse_args(argv)
+    if args.previous_log is not None and not args.previous_log.is_file():
+        ap.error(f"--previous-log: no file at {args.previous_log}")
     torch.set_num_threads(2)
     run, docs = Path(args.run), Path(args.docs)
 
@@ -59,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     imgs, _ = sample(G, 64, psi=0.7, seed=2024)
     docs.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid_image(imgs)).save(docs / "sample-grid.png")
-    shutil.copy(run / "log.jsonl", docs / "training-log.jsonl")
+    earlier = args.previous_log.read_text() if args.previous_log else ""
+    write_text_atomic(docs / "training-log.jsonl", earlier + (run / "log.jsonl").read_text())
 
     oracle = load_oracle(args.oracle)
     notes = write_directions(G, oracle, data)
