@@ -44,6 +44,32 @@ def test_steps_save_and_resume(tmp_path):
         Trainer(other, tmp_path / "other", torch.device("cpu")).init_from(tmp_path / "generator_ema.safetensors")
 
 
+def test_z_probe_learns_from_w_and_resumes(tmp_path):
+    from studio.train.gan import probe_target
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(generator=dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=2, mapping_lr_mul=1.0,
+                                     channel_base=256, channel_max=32, conv_clamp=None), batch=8, probe_weight=1.0,
+                      lr=0.01)
+    t = Trainer(cfg, tmp_path, torch.device("cpu"))
+    z = torch.randn(8, 16)
+    target = to_float(np.random.RandomState(0).randint(0, 255, (8, 16, 16, 3)).astype(np.uint8), t.device)
+    mapping0 = [p.clone() for p in t.G.mapping.parameters()]
+    probes = [t.train_step(z, target, target)["probe"] for _ in range(30)]
+    assert probes[-1] < 0.5 * probes[0]  # w keeps z recoverable: the probe and the mapping both learn
+    # the probe's loss is the MSE against the renderer's (normalised) z coordinates
+    with torch.no_grad():
+        mse = (t.probe(t.G.mapping(z)) - probe_target(z)).square().mean().item()
+    assert abs(probe_target(z).square().mean().item() - 1) < 1e-4 and mse < probes[0]
+    assert any(not torch.equal(a, b) for a, b in zip(mapping0, t.G.mapping.parameters(), strict=True))
+    t.save()
+    again = Trainer(cfg, tmp_path, torch.device("cpu"))
+    assert torch.equal(again.probe.weight, t.probe.weight)
+    # without probe_weight the probe takes no part
+    plain = Trainer(TrainConfig(generator=cfg.generator, batch=8), tmp_path / "plain", torch.device("cpu"))
+    assert "probe" not in plain.train_step(z, target, target)
+
+
 def test_part_weights_weight_the_reconstruction(tmp_path):
     from studio.portraits.render import PART_INDEX
     from studio.train.gan import part_weight_table
