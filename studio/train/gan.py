@@ -10,7 +10,7 @@ Two terms, weighted by the preset:
                   lazy R1 (gamma = 0.0002 res^2 / batch by default), style mixing for the adversarial samples.
   z probe         (probe_weight) a linear head on w, trained with the generator, must recover the z coordinates
                   the renderer reads (MSE): the mapping network then keeps every parameter linearly in w.  Without
-                  it the mapping dropped what only a few pixels show (a linear probe on w of the 1,100-kimg model
+                  it the mapping dropped what only a few pixels show (a linear probe on w of a 917-kimg model
                   told blush, a sign of one z coordinate, in 67% of samples), so the generator painted a guess.
 Plus: EMA generator (half-life in kimg with ramp-up), w_avg tracked during training, Adam(0, 0.99),
 mapping lr multiplier 0.01 (in the network), bf16 autocast on a GPU.
