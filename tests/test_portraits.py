@@ -84,3 +84,14 @@ def test_bundle_refuses_a_missing_previous_log(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["--recipe", "x", "--run", str(tmp_path), "--previous-log", str(tmp_path / "missing.jsonl")])
     assert e.value.code == 2 and "--previous-log: no file at" in capsys.readouterr().err
+
+
+def test_argmax_flip_ceiling():
+    from studio.portraits.evaluate import argmax_flip_ceiling
+
+    # two classes: argmax of two coordinates is the sign of their difference, whose class-mean direction is exact;
+    # a +2 sigma step takes every sample whose difference is above -2 sigma: P(-2 < x < 0) / P(x < 0) = 0.9545
+    assert abs(argmax_flip_ceiling(2) - 0.9545) < 0.005
+    ceilings = [argmax_flip_ceiling(k) for k in (3, 6, 8)]
+    assert ceilings == sorted(ceilings, reverse=True)  # more classes, less room
+    assert abs(ceilings[0] - 0.888) < 0.01 and abs(ceilings[2] - 0.714) < 0.01

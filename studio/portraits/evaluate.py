@@ -167,6 +167,18 @@ def balanced_accuracy(ws: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
     return float(0.5 * ((proj[y] > cut).mean() + (proj[~y] <= cut).mean()))
 
 
+def argmax_flip_ceiling(k: int, sigmas: float = 2.0, n: int = 200_000, seed: int = 0) -> float:
+    """The flip rate the renderer itself gets in its own z for a class picked as the argmax of k i.i.d. coordinates:
+    the share of samples of other classes that the step sigmas * std(z . d) * d, d the class-mean difference, puts
+    into the class. A model whose w is linear in z cannot do better along its class-mean direction."""
+    z = np.random.default_rng(seed).standard_normal((n, k))
+    y = z.argmax(1) == 0
+    d = z[y].mean(0) - z[~y].mean(0)
+    d /= np.linalg.norm(d)
+    moved = z[~y] + sigmas * (z @ d).std() * d
+    return float((moved.argmax(1) == 0).mean())
+
+
 @torch.no_grad()
 def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, had: np.ndarray, target: str, d: np.ndarray,
               step: float, n: int = 200) -> float:
