@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..engine.files import sha256_file, write_atomic
 from ..engine.loaders import load_model, save_model
-from ..engine.network import Generator, GeneratorConfig
+from ..engine.network import Generator, GeneratorConfig, normalize_2nd_moment
 from ..portraits.render import PART_INDEX, PARTS, Z_LAYOUT_VERSION, Z_USED, render_dataset
 
 
@@ -220,7 +220,7 @@ def set_fused(G: Generator, fused: bool) -> None:
 
 def probe_target(z: Tensor) -> Tensor:
     """The z coordinates the renderer reads, after the mapping network's (and renderer's) 2nd-moment normalisation."""
-    return (z * z.square().mean(1, keepdim=True).add(1e-8).rsqrt())[:, :Z_USED]
+    return normalize_2nd_moment(z)[:, :Z_USED]
 
 
 def to_float(imgs: np.ndarray, device: torch.device) -> Tensor:
