@@ -88,10 +88,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """Re-render each PNG from its recipe; one failure never stops the others. Exit code: how many failed
+    (capped at 125)."""
     import numpy as np
-    from PIL import Image
 
-    from .engine.recipe import RecipeError
+    from .engine.edits import EditError
+    from .engine.recipe import RecipeError, read_image
 
     eng = _engine(args)
     out = Path(args.out)
@@ -101,18 +103,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         try:
             recipe = eng.read_png(src)
             result = eng.render_recipe(recipe)
-        except RecipeError as e:
-            print(f"error: {e}", file=sys.stderr)
+            dest = eng.save_png(out / src.name, recipe.stack, result)
+            if args.check:
+                same = np.array_equal(read_image(src), result.uint8()[0])
+                print(f"{dest}: {'identical to' if same else 'DIFFERS from'} {src}")
+                failures += 0 if same else 1
+            else:
+                print(dest)
+        except (RecipeError, EditError, OSError) as e:
+            print(f"error: {src.name}: {e}" if src.name not in str(e) else f"error: {e}", file=sys.stderr)
             failures += 1
-            continue
-        dest = eng.save_png(out / src.name, recipe.stack, result)
-        if args.check:
-            same = np.array_equal(np.asarray(Image.open(src).convert("RGB")), result.uint8()[0])
-            print(f"{dest}: {'identical to' if same else 'DIFFERS from'} {src}")
-            failures += 0 if same else 1
-        else:
-            print(dest)
-    return 1 if failures else 0
+    if failures:
+        print(f"{failures} of {len(args.pngs)} failed", file=sys.stderr)
+    return min(failures, 125)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -188,11 +191,35 @@ def plan_job(eng, args: argparse.Namespace):
     raise EditError(f"unknown job {job!r}")
 
 
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
+    """Plan and run a batch job (or finish one with --resume DIR). Exit code 0 when every planned image was
+    written, 1 when some inputs or items failed (listed in the manifest), 130 when interrupted."""
+    import signal
     import threading
 
+    from .engine import jobs
+    from .engine.plugins import PluginManager
+
     eng = _engine(args)
-    job = plan_job(eng, args)
+    folder = None
+    if args.resume:
+        folder = Path(args.resume)
+        manifest, job = jobs.read_plan(folder)
+        sha = (manifest.get("model") or {}).get("sha256")
+        if sha != eng.model.sha256:
+            raise CliError(f"{folder} was made with model {str(sha)[:12]}..., not {eng.model.name} "
+                           f"({eng.model.sha256[:12]}...): pass its --model")
+        if len(manifest["files"]) == len(job.items):
+            print(f"nothing left to do: {len(job.items)} images in {folder}")
+            return 0
+    elif args.job is None:
+        raise CliError("name a job (e.g. new-latents) or --resume FOLDER")
+    else:
+        job = plan_job(eng, args)
     for problem in job.problems:
         print(f"skipped: {problem}", file=sys.stderr)
     if not job.items:
@@ -200,22 +227,24 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 1
     cancel = threading.Event()
     bar = _progress(None, len(job.items), job.kind, args.quiet)
-    folder = None
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        from .engine.plugins import PluginManager
-
-        for p in job.run(eng, args.out, cancel, plugins=PluginManager(paths.plugins_dir())):
+        for p in job.run(eng, args.out, cancel, plugins=PluginManager(paths.plugins_dir()), folder=folder):
             bar.update(p.done - bar.n)
             folder = p.folder
     except KeyboardInterrupt:
         cancel.set()
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bar.close()
     manifest = json.loads((folder / "manifest.json").read_text()) if folder else {}
-    print(f"{manifest.get('status', '?')}: {len(manifest.get('files', []))} images in {folder} "
+    failed = manifest.get("failed") or {}
+    for name, why in failed.items():
+        print(f"failed: {name}: {why}", file=sys.stderr)
+    print(f"{manifest.get('status', '?')}: {len(manifest.get('files', []))} of {len(job.items)} images in {folder} "
           f"({manifest.get('images_per_second', 0)} images/s)")
-    return 0
+    return 1 if failed or job.problems else 0
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
@@ -285,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     b = sub.add_parser("batch", parents=[common], help="batch jobs of the original's Batch and Misc menus")
-    b.add_argument("job", choices=BATCH_JOBS)
+    b.add_argument("job", nargs="?", choices=BATCH_JOBS)
+    b.add_argument("--resume", metavar="FOLDER", help="finish an interrupted or killed run in its folder")
     b.add_argument("inputs", nargs="*", help="PNGs (interpolate)")
     b.add_argument("--from", dest="start_from", help="start from this PNG's recipe (latent, sliders, tabs)")
     b.add_argument("--seed", type=int, default=0, help="latent seed when no --from")
@@ -343,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (CliError, ModelLoadError, RecipeError, EditError, DataError, PluginError, RuntimeError) as e:
+    except (CliError, ModelLoadError, RecipeError, EditError, DataError, PluginError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -75,7 +75,7 @@ def test_cancel_leaves_complete_files_and_a_manifest(engine, tmp_path, monkeypat
     assert first.done == 2 and rest == []
     manifest = json.loads((first.folder / "manifest.json").read_text())
     assert manifest["status"] == "cancelled" and len(manifest["files"]) == 2
-    assert sorted(p.name for p in first.folder.iterdir()) == sorted(manifest["files"] + ["manifest.json"])
+    assert sorted(p.name for p in first.folder.iterdir()) == sorted(manifest["files"] + ["manifest.json", "plan.jsonl"])
 
 
 def test_combinatorics_and_spectrum(engine, tmp_path):
@@ -162,7 +162,7 @@ def test_cli_batch_and_animate(engine, tmp_path):
                 "--channels", "0-3", "--out", str(tmp_path / "b"), "--quiet")
     assert r.returncode == 0, r.stderr
     folder = next((tmp_path / "b").iterdir())
-    assert len(list(folder.glob("*_p_*.png"))) == 4 and "complete: 8 images" in r.stdout
+    assert len(list(folder.glob("*_p_*.png"))) == 4 and "complete: 8 of 8 images" in r.stdout
     r = run_cli("animate", str(folder), "--out", str(tmp_path / "s.gif"), "--pingpong", "--fps", "8")
     assert r.returncode == 0, r.stderr
     assert "14 frames" in r.stdout  # 8 frames ping-ponged (the contact sheet is not a frame)

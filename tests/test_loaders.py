@@ -75,9 +75,13 @@ def test_embedded_module_source_is_never_executed(tmp_path):
 
 
 def test_tensorflow_and_stylegan3_are_named(tmp_path):
-    tf = b"\x80\x04\x8c\x14dnnlib.tflib.network\x8c\x07Network\x93."  # what an old TF pickle asks for first
+    # (Network(),) with an empty state: the shape of an old TensorFlow pickle's (G, D, Gs)
+    tf = b"\x80\x04\x8c\x14dnnlib.tflib.network\x8c\x07Network\x93)\x81}b\x85."
+    (tmp_path / "tf.pkl").write_bytes(tf)
+    with pytest.raises(ModelLoadError, match="TensorFlow"):
+        load_model(tmp_path / "tf.pkl")
     with pytest.raises(UnsafePickleError, match="TensorFlow"):
-        safe_load(tf)
+        safe_load(b"\x80\x04\x8c\x0ftensorflow.core\x8c\x03Var\x93.")
 
     with fake_nvlabs_modules() as (persistence, _):
         from .nvlabs_format import _Persistent

@@ -6,10 +6,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .edits import EditError
 from .files import write_atomic
+from .recipe import RecipeError, read_image
 
 FORMATS = (".gif", ".mp4")
 
@@ -31,10 +31,9 @@ def collect_frames(sources: list[str | Path]) -> tuple[list[np.ndarray], list[st
     frames, problems = [], []
     for p in paths:
         try:
-            with Image.open(p) as im:
-                frames.append(np.asarray(im.convert("RGB")))
-        except (OSError, ValueError) as e:
-            problems.append(f"{p.name}: not readable as an image ({e})")
+            frames.append(read_image(p))
+        except RecipeError as e:
+            problems.append(str(e))
     if frames and len({f.shape for f in frames}) > 1:
         raise EditError(f"frames have different sizes: {sorted({f.shape for f in frames})}")
     return frames, problems

@@ -21,6 +21,10 @@ import numpy as np
 NOISE_MODES = ("const", "random", "none")
 SLIDER_SCALE = 20.0
 STACK_VERSION = 1
+MAX_SEED = 2**32 - 1  # numpy.random.RandomState takes seeds in [0, 2^32)
+MAX_SLIDER = 1000.0  # mu(1000) = e^50 ~ 5e21, still finite in float32
+MAX_ARRAY_ELEMENTS = 1 << 24
+MAX_GRID = 4096
 
 
 class EditError(ValueError):
@@ -37,12 +41,42 @@ def encode_array(a: np.ndarray) -> dict:
 
 
 def decode_array(d: dict) -> np.ndarray:
+    """{"shape", "f32"} -> float32 array; refuses odd shapes, sizes that do not match, and NaN or infinity."""
+    if not isinstance(d, dict) or not isinstance(d.get("f32"), str) or not isinstance(d.get("shape"), list):
+        raise EditError("bad array in recipe: expected {shape: [...], f32: base64}")
+    shape = d["shape"]
+    if len(shape) > 4 or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n for n in shape) \
+            or math.prod(shape) > MAX_ARRAY_ELEMENTS:
+        raise EditError(f"bad array in recipe: shape {str(shape)[:60]}")
+    if len(d["f32"]) != 4 * math.ceil(4 * math.prod(shape) / 3):
+        raise EditError(f"bad array in recipe: {len(d['f32'])} base64 characters for shape {shape}")
     try:
         raw = base64.b64decode(d["f32"], validate=True)
-        a = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-        return a.reshape(d["shape"])
-    except Exception as e:
+    except ValueError as e:
         raise EditError(f"bad array in recipe: {e}") from None
+    a = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
+    if not np.isfinite(a).all():
+        raise EditError(f"array of shape {shape} in the recipe holds NaN or infinite values")
+    return a
+
+
+def finite_number(v: object, what: str, bound: float = 1e6) -> float:
+    """A finite float within +-bound (booleans and strings refused): for psi, strengths, slider values."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise EditError(f"{what} must be a number, got {str(v)[:40]!r}")
+    f = float(v)
+    if not math.isfinite(f) or abs(f) > bound:
+        raise EditError(f"{what} must be a finite number within +-{bound:g}, got {f!r}")
+    return f
+
+
+def bounded_int(v: object, what: str, lo: int, hi: int) -> int:
+    """An integer in [lo, hi] (floats with an integer value accepted; booleans, NaN and strings refused)."""
+    if isinstance(v, (float, np.floating)) and math.isfinite(v) and float(v).is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+        raise EditError(f"{what} must be an integer in [{lo}, {hi}], got {str(v)[:40]!r}")
+    return int(v)
 
 
 def array_digest(*arrays: np.ndarray | None) -> str:
@@ -137,7 +171,8 @@ class Direction:
 
     @classmethod
     def from_json(cls, d: dict) -> Direction:
-        return cls(str(d["name"]), decode_array(d["vector"]), float(d.get("strength", 0.0)))
+        return cls(str(d["name"]), decode_array(d["vector"]),
+                   finite_number(d.get("strength", 0.0), f"direction {str(d['name'])[:40]!r} strength"))
 
 
 @dataclass
@@ -181,16 +216,28 @@ class SpatialTab:
         try:
             tab = cls(
                 name=str(d["name"]), layers=[str(x) for x in d["layers"]], selection=decode_array(d["selection"]),
-                weights={str(k): decode_array(v) for k, v in d["weights"].items()}, value=float(d.get("value", 0)),
+                weights={str(k): decode_array(v) for k, v in d["weights"].items()},
+                value=finite_number(d.get("value", 0), "tab slider value", MAX_SLIDER),
                 active=bool(d.get("active", True)), detector=d.get("detector"),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise EditError(f"tab is missing or has a bad field: {e}") from None
-        if tab.selection.ndim != 2 or tab.selection.shape[0] != tab.selection.shape[1]:
-            raise EditError(f"tab {tab.name!r}: selection must be a square grid, got {tab.selection.shape}")
-        if not tab.layers or set(tab.weights) - set(tab.layers):
-            raise EditError(f"tab {tab.name!r}: weights must belong to its layers {tab.layers}")
+        if tab.detector is not None and not isinstance(tab.detector, dict):
+            raise EditError(f"tab {tab.name!r}: detector must be an object")
+        tab.validate()
         return tab
+
+    def validate(self) -> None:
+        """Model-independent checks: a square power-of-two grid, finite numbers, weights at its layers."""
+        sel = self.selection
+        n = sel.shape[0] if sel.ndim == 2 else 0
+        if sel.ndim != 2 or sel.shape[0] != sel.shape[1] or not 1 <= n <= MAX_GRID or n & (n - 1):
+            raise EditError(f"tab {self.name!r}: selection must be a square power-of-two grid, got {sel.shape}")
+        if not self.layers or set(self.weights) - set(self.layers):
+            raise EditError(f"tab {self.name!r}: weights must belong to its layers {self.layers}")
+        finite_number(self.value, f"tab {self.name!r} slider value", MAX_SLIDER)
+        if not np.isfinite(sel).all() or not all(np.isfinite(w).all() for w in self.weights.values()):
+            raise EditError(f"tab {self.name!r}: selection or weights hold NaN or infinite values")
 
 
 @dataclass
@@ -206,7 +253,10 @@ class Mix:
 
     @classmethod
     def from_json(cls, d: dict) -> Mix:
-        return cls(decode_array(d["w"]), float(d["t"]), str(d.get("method", "lerp")))
+        method = str(d.get("method", "lerp"))
+        if method not in ("lerp", "slerp"):
+            raise EditError(f"interpolation method must be lerp or slerp, got {method[:20]!r}")
+        return cls(decode_array(d["w"]), finite_number(d["t"], "interpolation t", 1e3), method)
 
 
 @dataclass
@@ -232,6 +282,29 @@ class EditStack:
         if self.seed is None and self.z is None and self.w is None:
             raise EditError("an edit stack needs a seed, a z or a w")
 
+    def validate(self) -> None:
+        """Every number finite and in range, every array finite (model-independent; the renderer checks shapes).
+        Raises EditError naming the field."""
+        if self.seed is not None:
+            bounded_int(self.seed, "seed", 0, MAX_SEED)
+        bounded_int(self.noise_seed, "noise seed", 0, MAX_SEED)
+        if self.class_index is not None:
+            bounded_int(self.class_index, "class", 0, 1_000_000)
+        if self.cutoff is not None:
+            bounded_int(self.cutoff, "truncation cutoff", 0, 1024)
+        finite_number(self.psi, "psi (truncation)", 1e3)
+        for name, a in (("z", self.z), ("w", self.w), ("base", self.base), ("mix w", self.mix and self.mix.w)):
+            if a is not None and not np.isfinite(np.asarray(a, np.float64)).all():
+                raise EditError(f"{name} holds NaN or infinite values")
+        if self.mix is not None:
+            finite_number(self.mix.t, "interpolation t", 1e3)
+        for d in self.directions:
+            finite_number(d.strength, f"direction {d.name!r} strength")
+            if d.strength and not np.isfinite(d.vector).all():
+                raise EditError(f"direction {d.name!r} holds NaN or infinite values")
+        for tab in self.tabs:
+            tab.validate()
+
     def copy(self, **changes) -> EditStack:
         """A copy with some fields replaced (lists copied, arrays shared: arrays are never mutated in place)."""
         new = replace(self, **changes)
@@ -255,23 +328,33 @@ class EditStack:
     def from_json(cls, d: dict) -> EditStack:
         if not isinstance(d, dict):
             raise EditError("edit stack must be a JSON object")
-        if int(d.get("version", 0)) > STACK_VERSION:
+        if bounded_int(d.get("version", 0), "edit stack version", 0, 1 << 30) > STACK_VERSION:
             raise EditError(f"edit stack version {d.get('version')} is newer than this GAN Studio understands")
         opt = lambda k: None if d.get(k) is None else decode_array(d[k])  # noqa: E731
+        for key in ("directions", "tabs"):
+            if not isinstance(d.get(key, []), list) or len(d.get(key, [])) > 10_000:
+                raise EditError(f"{key} must be a list")
         try:
-            return cls(
-                seed=None if d.get("seed") is None else int(d["seed"]), z=opt("z"), w=opt("w"),
-                class_index=d.get("class_index"), psi=float(d.get("psi", 1.0)),
-                cutoff=None if d.get("cutoff") is None else int(d["cutoff"]), base=opt("base"),
+            stack = cls(
+                seed=None if d.get("seed") is None else bounded_int(d["seed"], "seed", 0, MAX_SEED),
+                z=opt("z"), w=opt("w"),
+                class_index=None if d.get("class_index") is None else bounded_int(d["class_index"], "class", 0,
+                                                                                  1_000_000),
+                psi=finite_number(d.get("psi", 1.0), "psi (truncation)", 1e3),
+                cutoff=None if d.get("cutoff") is None else bounded_int(d["cutoff"], "truncation cutoff", 0, 1024),
+                base=opt("base"),
                 mix=Mix.from_json(d["mix"]) if d.get("mix") else None,
                 directions=[Direction.from_json(x) for x in d.get("directions", [])],
-                noise_mode=str(d.get("noise_mode", "const")), noise_seed=int(d.get("noise_seed", 0)),
+                noise_mode=str(d.get("noise_mode", "const")),
+                noise_seed=bounded_int(d.get("noise_seed", 0), "noise seed", 0, MAX_SEED),
                 tabs=[SpatialTab.from_json(x) for x in d.get("tabs", [])],
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             if isinstance(e, EditError):
                 raise
-            raise EditError(f"malformed edit stack: {e}") from None
+            raise EditError(f"malformed edit stack: {type(e).__name__}: {str(e)[:120]}") from None
+        stack.validate()
+        return stack
 
 
 def seed_z(seed: int, z_dim: int) -> np.ndarray:

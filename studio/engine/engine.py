@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .edits import EditStack
+from .edits import EditError, EditStack
 from .loaders import LoadedModel, load_model
 from .modeldata import ModelData
 from .recipe import Recipe, RecipeError, read_recipe, recipe_json, write_png
@@ -56,16 +56,24 @@ class Engine:
     def render_recipe(self, recipe: Recipe, use_cache: bool = False) -> RenderResult:
         """Re-create a recipe's image from its exact ws and tabs (or from its stack for a legacy latent)."""
         recipe.check_model(self.model.sha256, self.model.name)
-        if recipe.ws is None:
-            return self.render(recipe.stack, use_cache=use_cache)
-        expected = (self.config.num_ws, self.config.w_dim)
-        if recipe.ws.shape != expected:
-            raise RecipeError(f"the recipe's latent has shape {recipe.ws.shape}, this model needs {expected}")
-        import torch
+        where = f"{recipe.source}: " if recipe.source else ""
+        try:
+            if recipe.ws is None:
+                return self.render(recipe.stack, use_cache=use_cache)
+            expected = (self.config.num_ws, self.config.w_dim)
+            if recipe.ws.shape != expected:
+                raise RecipeError(f"{where}the recipe's latent has shape {recipe.ws.shape}, this model needs "
+                                  f"{expected}")
+            import torch
 
-        ws = torch.as_tensor(recipe.ws, device=self.renderer.device)[None]
-        s = recipe.stack
-        return self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache)
+            s = recipe.stack
+            self.renderer.check_stack(s)
+            ws = torch.as_tensor(recipe.ws, device=self.renderer.device)[None]
+            result = self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache)
+            to_uint8(result.images)  # a non-finite render is refused here, before anyone writes it
+            return result
+        except EditError as e:
+            raise RecipeError(f"{where}{e}") from None
 
     # -------------------------------------------------------------------------------------------- files
 

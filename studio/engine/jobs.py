@@ -12,8 +12,10 @@ failed).  A cancelled or failed job leaves only complete files.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +29,7 @@ from .edits import EditError, EditStack, SpatialTab, multiplier, slerp
 from .engine import Engine
 from .files import write_atomic, write_text_atomic
 from .plugins import PluginManager, apply_detectors, has_detectors
-from .recipe import RecipeError, encode_png, png_bytes, recipe_json
+from .recipe import RecipeError, encode_png, png_bytes, read_image, read_recipe, recipe_json
 from .renderer import Renderer, to_uint8
 
 CHUNK = 32  # images rendered per batch
@@ -48,6 +50,15 @@ class Progress:
     message: str = ""
 
 
+class DiskFullError(OSError):
+    """The output disk (or the process's file size limit) is full; the file being written was removed."""
+
+
+PLAN_FILE = "plan.jsonl"
+MANIFEST = "manifest.json"
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
 @dataclass
 class Job:
     """A planned batch: what to render and where; `run` renders it."""
@@ -60,53 +71,182 @@ class Job:
 
     def run(self, engine: Engine, out_root: str | Path, cancel: threading.Event | None = None,
             on_image: Callable[[Path, np.ndarray], None] | None = None,
-            plugins: PluginManager | None = None) -> Iterator[Progress]:
-        """Render the items; tabs that own a detector are detected per image when `plugins` is given (their
-        recipes then hold the detected selection, so every PNG re-creates itself without the plugin)."""
-        folder = _new_folder(Path(out_root), self.kind)
+            plugins: PluginManager | None = None, folder: Path | None = None) -> Iterator[Progress]:
+        """Render the items into a new folder (or, resuming, into `folder`, skipping the files already there).
+
+        The manifest is rewritten atomically after every chunk, so it always lists the files on disk; it ends
+        "complete", "cancelled", "interrupted" (Ctrl-C, SIGTERM) or "failed" (with the error).  One item that
+        cannot be rendered is recorded under its file name in "failed" and the others go on.  Tabs that own a
+        detector are detected per image when `plugins` is given (their recipes then hold the detected selection,
+        so every PNG re-creates itself without the plugin)."""
+        resuming = folder is not None
+        folder = folder if resuming else _new_folder(Path(out_root), self.kind)
         renderer = Renderer(engine.renderer.G)  # its own cache: the studio's renderer keeps working meanwhile
-        manifest = {"job": self.kind, "params": self.params, "model": {"sha256": engine.model.sha256,
-                    "name": engine.model.name}, "started": _now(), "status": "running", "planned": len(self.items),
-                    "files": [], "problems": list(self.problems)}
-        write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
-        thumbs: list[tuple[str, np.ndarray]] = []
+        if resuming:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            done = set(manifest["files"])
+            todo = [it for it in self.items if it.name not in done]
+            manifest.update(status="running", resumed=manifest.get("resumed", 0) + 1)
+        else:
+            manifest = {"job": self.kind, "params": self.params, "model": {"sha256": engine.model.sha256,
+                        "name": engine.model.name}, "started": _now(), "status": "running",
+                        "planned": len(self.items), "plan": PLAN_FILE, "wants_contact_sheet": self.contact_sheet,
+                        "files": [], "failed": {},
+                        "problems": list(self.problems)}
+            plan = "".join(json.dumps({"name": it.name, "stack": it.stack.to_json()}) + "\n" for it in self.items)
+            write_atomic(folder / PLAN_FILE, plan.encode())
+            todo = list(self.items)
+        write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
+        thumbs: dict[str, np.ndarray] = {}
         t0 = time.perf_counter()
+        written = 0
         try:
-            for start in range(0, len(self.items), CHUNK):
+            for start in range(0, len(todo), CHUNK):
                 if cancel is not None and cancel.is_set():
                     manifest["status"] = "cancelled"
                     break
-                chunk = self.items[start:start + CHUNK]
-                if plugins is not None and any(has_detectors(it.stack) for it in chunk):
-                    chunk, result = _render_detected(renderer, chunk, plugins, manifest["problems"])
-                else:
-                    result = _render_chunk(renderer, chunk)
-                images = to_uint8(result.images)
-                for i, item in enumerate(chunk):
-                    ws = result.ws[min(i, result.ws.shape[0] - 1)].cpu().numpy()  # one row when w is shared
+                chunk = todo[start:start + CHUNK]
+                for item, image, ws in _render_items(renderer, chunk, plugins, manifest):
                     recipe = recipe_json(item.stack, ws, engine.model.sha256, engine.model.name, engine.device)
                     path = folder / item.name
-                    write_atomic(path, png_bytes(images[i], recipe), durable=False)
+                    _write_png_file(path, png_bytes(image, recipe))
                     manifest["files"].append(item.name)
+                    manifest["failed"].pop(item.name, None)
+                    written += 1
                     if self.contact_sheet:
-                        thumbs.append((item.name, images[i]))
+                        thumbs[item.name] = image
                     if on_image:
-                        on_image(path, images[i])
+                        on_image(path, image)
+                write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
                 yield Progress(len(manifest["files"]), len(self.items), folder, folder / chunk[-1].name)
             else:
                 manifest["status"] = "complete"
+        except DiskFullError as e:
+            manifest["status"] = "failed"
+            manifest["error"] = str(e)
+            raise
         except Exception as e:
             manifest["status"] = "failed"
             manifest["error"] = f"{type(e).__name__}: {e}"
             raise
+        except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), SystemExit
+            manifest["status"] = "interrupted"
+            for tmp in folder.glob(".*.tmp"):  # a write cut short between its temp file and its rename
+                tmp.unlink(missing_ok=True)
+            raise
         finally:
             seconds = time.perf_counter() - t0
             manifest.update(finished=_now(), seconds=round(seconds, 3),
-                            images_per_second=round(len(manifest["files"]) / max(seconds, 1e-9), 2))
-            if thumbs:
-                write_atomic(folder / "contact_sheet.png", encode_png(contact_sheet(thumbs)), durable=False)
-                manifest["contact_sheet"] = "contact_sheet.png"
-            write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1))
+                            images_per_second=round(written / max(seconds, 1e-9), 2))
+            try:
+                if self.contact_sheet and manifest["status"] == "complete":
+                    sheet = _sheet_images(folder, [it.name for it in self.items], thumbs)
+                    if sheet:
+                        write_atomic(folder / "contact_sheet.png", encode_png(contact_sheet(sheet)), durable=False)
+                        manifest["contact_sheet"] = "contact_sheet.png"
+                write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
+            except OSError as e:  # a full disk may refuse even the manifest; say so, keep the first error
+                print(f"warning: could not update {folder / MANIFEST}: {e}", file=sys.stderr)
+
+
+def _write_png_file(path: Path, data: bytes) -> None:
+    """Atomic write; a full disk or file size limit becomes a DiskFullError (the temp file is gone)."""
+    try:
+        write_atomic(path, data, durable=False)
+    except OSError as e:
+        if e.errno in DISK_FULL:
+            err = DiskFullError(f"disk full while writing {path.name} ({e.strerror}); the files listed in the "
+                                "manifest are complete: free some space and resume with --resume")
+            err.errno = e.errno
+            raise err from None
+        raise
+
+
+def _sheet_images(folder: Path, names: list[str], thumbs: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """The images of a contact sheet, in planned order: this run's from memory, a resumed run's from disk."""
+    out = []
+    for name in names:
+        if name in thumbs:
+            out.append((name, thumbs[name]))
+        elif (folder / name).is_file():
+            try:
+                out.append((name, read_image(folder / name)))
+            except RecipeError:
+                continue
+    return out
+
+
+def _render_items(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, manifest: dict):
+    """(item, uint8 image, ws) for every item of the chunk that renders; one that fails is rendered alone and,
+    failing again, recorded under its name in manifest["failed"] and ["problems"]."""
+    try:
+        done, images, ws = _render_group(renderer, chunk, plugins, manifest["problems"])
+        return [(it, images[i], ws[min(i, ws.shape[0] - 1)]) for i, it in enumerate(done)]
+    except EditError:
+        if len(chunk) == 1:
+            raise
+    out = []
+    for item in chunk:
+        try:
+            out.extend(_render_items(renderer, [item], plugins, manifest))
+        except EditError as e:
+            manifest["failed"][item.name] = str(e)
+            manifest["problems"].append(f"{item.name}: {e}")
+    return out
+
+
+def _render_group(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, problems: list[str]):
+    if plugins is not None and any(has_detectors(it.stack) for it in chunk):
+        chunk, result = _render_detected(renderer, chunk, plugins, problems)
+    else:
+        result = _render_chunk(renderer, chunk)
+    return chunk, to_uint8(result.images), result.ws.cpu().numpy()
+
+
+def read_plan(folder: Path) -> tuple[dict, Job]:
+    """The manifest and the planned job of a batch folder (for --resume); the files are checked as data."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        lines = (folder / manifest.get("plan", PLAN_FILE)).read_text().splitlines()
+    except (OSError, ValueError, AttributeError) as e:
+        raise EditError(f"{folder} is not a batch folder that can be resumed ({e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise EditError(f"{folder / MANIFEST} is not a batch manifest")
+    items = []
+    for i, line in enumerate(lines):
+        try:
+            d = json.loads(line)
+            name = str(d["name"])
+            if Path(name).name != name or not name.endswith(".png"):
+                raise EditError(f"bad file name {name!r}")
+            items.append(Item(name, EditStack.from_json(d["stack"])))
+        except (ValueError, KeyError, TypeError) as e:
+            raise EditError(f"{folder / PLAN_FILE} line {i + 1}: {e}") from None
+    # what is really on disk: a listed file that is missing or unreadable is rendered again
+    on_disk = []
+    for name in dict.fromkeys(manifest["files"]):
+        if isinstance(name, str) and (folder / name).is_file():
+            try:
+                read_recipe(folder / name)
+                on_disk.append(name)
+            except RecipeError:
+                continue
+    planned = {it.name for it in items}
+    for p in folder.glob("*.png"):  # landed after the last manifest update (SIGKILL, power loss)
+        if p.name in planned and p.name not in on_disk:
+            try:
+                read_recipe(p)
+                on_disk.append(p.name)
+            except RecipeError:
+                continue
+    for tmp in folder.glob(".*.tmp"):  # half-written temp files of a killed run
+        tmp.unlink(missing_ok=True)
+    manifest["files"] = [it.name for it in items if it.name in set(on_disk)]
+    manifest.setdefault("failed", {})
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
+    job = Job(str(manifest.get("job", "resumed")), items, dict(manifest.get("params") or {}),
+              contact_sheet=manifest.get("wants_contact_sheet") is True)
+    return manifest, job
 
 
 def _render_chunk(renderer: Renderer, chunk: list[Item]):

@@ -7,23 +7,30 @@ config as JSON, so that the file alone (and its hash) identifies the model.
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .files import sha256_file, write_atomic
-from .network import Generator, GeneratorConfig, fir_filter
-from .safe_pickle import PersistentRecord, UnsafePickleError, safe_load
+from .files import sha256_bytes, write_atomic
+from .network import ARCHITECTURES, Generator, GeneratorConfig, fir_filter
+from .safe_pickle import PersistentRecord, TFNetworkRecord, UnsafePickleError, load_torch_zip, safe_load
 
 OWN_FORMAT = "ganstudio-generator"
 OWN_FORMAT_VERSION = 1
 W_AVG_SAMPLES = 10_000
 W_AVG_SEED = 0
+MEMORY_BUDGET_ENV = "GANSTUDIO_MEMORY_BUDGET_GB"
+SAFETENSORS_HEADER_MAX = 16 << 20
+SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "BF16": "bfloat16",
+                      "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+                      "BOOL": np.bool_}
 
 
 class ModelLoadError(Exception):
@@ -50,41 +57,136 @@ class LoadedModel:
 # ------------------------------------------------------------------------------------------------ entry point
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load any supported checkpoint; raise ModelLoadError with a clear message otherwise."""
+def memory_budget_bytes() -> int:
+    """The most memory one model may take (weights + one render): half this machine's RAM, or the
+    GANSTUDIO_MEMORY_BUDGET_GB environment variable (the CLI's --memory-budget sets it)."""
+    given = os.environ.get(MEMORY_BUDGET_ENV)
+    if given:
+        try:
+            gb = float(given)
+        except ValueError:
+            raise ModelLoadError(f"{MEMORY_BUDGET_ENV}={given!r} is not a number of GB") from None
+        if not math.isfinite(gb) or gb <= 0:
+            raise ModelLoadError(f"{MEMORY_BUDGET_ENV}={given!r} must be a positive number of GB")
+        return int(gb * 2**30)
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 << 30
+    return ram // 2
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", budget: int | None = None) -> LoadedModel:
+    """Load any supported checkpoint; raise ModelLoadError with a clear message otherwise.
+
+    Nothing from the file runs, and nothing large is allocated before it is checked against `budget` bytes
+    (default `memory_budget_bytes()`): the file's size first, then the config's parameters and one render."""
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"no model file at {path}")
-    head = path.read_bytes()[:8] if path.stat().st_size >= 8 else b""
     try:
+        budget = memory_budget_bytes() if budget is None else budget
+        size = path.stat().st_size
+        if size > budget:
+            raise ModelLoadError(f"the file is {size / 2**30:.1f} GB, over the memory budget of "
+                                 f"{budget / 2**30:.1f} GB (raise it with --memory-budget)")
+        data = path.read_bytes()
         if path.suffix == ".safetensors":
-            G, fmt, notes = _load_own(path)
-        elif head[:1] == b"\x80" or path.suffix == ".pkl":
-            G, fmt, notes = _load_nvlabs(path)
-        elif head[:2] == b"PK" or path.suffix in (".pt", ".pth"):
-            G, fmt, notes = _load_rosinality(path)
+            G, fmt, notes = _load_own(data, budget)
+        elif data[:1] == b"\x80" or path.suffix == ".pkl":
+            G, fmt, notes = _load_nvlabs(data, budget)
+        elif data[:2] == b"PK" or path.suffix in (".pt", ".pth"):
+            G, fmt, notes = _load_rosinality(data, budget)
         else:
-            raise ModelLoadError(f"{path.name}: unknown checkpoint format (expected .pkl, .pt or .safetensors)")
+            raise ModelLoadError("unknown checkpoint format (expected .pkl, .pt or .safetensors)")
     except (ModelLoadError, UnsafePickleError) as e:
         raise ModelLoadError(f"{path.name}: {e}") from None
     except Exception as e:  # corrupt or truncated files raise all sorts of errors deep inside
         raise ModelLoadError(f"{path.name}: could not read the checkpoint ({type(e).__name__}: {e})") from None
     G = G.eval().requires_grad_(False).to(device)
-    return LoadedModel(G, path, sha256_file(path), fmt, notes)
+    return LoadedModel(G, path, sha256_bytes(data), fmt, notes)
 
 
-def build_generator(cfg: GeneratorConfig, state: dict[str, Tensor]) -> Generator:
-    """A Generator with exactly the given NVlabs-named tensors (float32); complains about missing or extra keys."""
-    G = Generator(cfg)
-    expected = G.state_dict()
+CONFIG_RANGES: dict[str, tuple[int, int]] = {
+    "z_dim": (1, 16384), "w_dim": (1, 16384), "c_dim": (0, 1_000_000), "resolution": (4, 8192),
+    "img_channels": (1, 4), "mapping_layers": (1, 64), "mapping_hidden": (1, 16384),
+    "embed_features": (1, 16384), "channel_base": (1, 1 << 24), "channel_max": (1, 16384),
+}
+
+
+def config_from_dict(d: object) -> GeneratorConfig:
+    """A GeneratorConfig from untrusted JSON: every field's type and range checked, unknown keys ignored."""
+    if not isinstance(d, dict):
+        raise ModelLoadError("the model config is not a JSON object")
+    known = {k: v for k, v in d.items() if k in GeneratorConfig.__dataclass_fields__}
+    for key, (lo, hi) in CONFIG_RANGES.items():
+        v = known.get(key)
+        if v is None and key in ("mapping_hidden", "embed_features"):
+            continue
+        if key in known and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            raise ModelLoadError(f"config {key}={v!r} is not an integer in [{lo}, {hi}]")
+    for key in ("mapping_lr_mul", "conv_clamp"):
+        v = known.get(key)
+        if key in known and not (v is None and key == "conv_clamp") and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+            raise ModelLoadError(f"config {key}={v!r} is not a positive finite number")
+    if "architecture" in known and known["architecture"] not in ARCHITECTURES:
+        raise ModelLoadError(f"config architecture={known['architecture']!r} is not one of {ARCHITECTURES}")
+    if "extra" in known and not isinstance(known["extra"], dict):
+        raise ModelLoadError("config extra is not an object")
+    try:
+        return GeneratorConfig(**known)
+    except (TypeError, ValueError) as e:
+        raise ModelLoadError(f"invalid model config ({e})") from None
+
+
+def model_footprint(cfg: GeneratorConfig) -> tuple[int, int]:
+    """(parameter + buffer count, bytes of one batch-1 render with its stage cache) from the config alone."""
+    with torch.device("meta"):
+        G = Generator(cfg)
+    params = sum(t.numel() for t in G.state_dict().values())
+    act = 0
+    biggest_weight = 0
+    for res in cfg.block_resolutions:
+        ch = cfg.channels(res)
+        act += 3 * ch * res * res + 2 * cfg.img_channels * res * res  # conv0, conv1, rgb (+ cached copies)
+        biggest_weight = max(biggest_weight, ch * ch * 9)
+    return params, 4 * (2 * act + 2 * biggest_weight)
+
+
+def check_budget(cfg: GeneratorConfig, budget: int) -> None:
+    """Refuse a model whose weights and one render would not fit in `budget` bytes, naming the figures."""
+    params, render = model_footprint(cfg)
+    need = 4 * params + render
+    if need > budget:
+        raise ModelLoadError(
+            f"the model needs {need / 2**30:.1f} GB ({params:,} parameters, {render / 2**30:.1f} GB for one "
+            f"render at {cfg.resolution}px) and the memory budget is {budget / 2**30:.1f} GB "
+            "(raise it with --memory-budget)")
+
+
+def build_generator(cfg: GeneratorConfig, state: dict[str, Tensor], budget: int | None = None) -> Generator:
+    """A Generator with exactly the given NVlabs-named tensors (float32); complains about missing or extra keys.
+
+    Names and shapes are checked against a generator on the meta device (no memory), then the memory budget,
+    and only then is the real one made, from the given tensors themselves."""
+    with torch.device("meta"):
+        expected = Generator(cfg).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise ModelLoadError(f"weights do not fit the generator: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for k, v in state.items():
+        if not isinstance(v, Tensor):
+            raise ModelLoadError(f"{k} is a {type(v).__name__}, not a tensor")
         if tuple(v.shape) != tuple(expected[k].shape):
             raise ModelLoadError(f"{k}: shape {tuple(v.shape)} where {tuple(expected[k].shape)} was expected")
-    G.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+        if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+            raise ModelLoadError(f"{k} is not a finite floating-point tensor")
+    check_budget(cfg, memory_budget_bytes() if budget is None else budget)
+    with torch.device("meta"):
+        G = Generator(cfg)
+    G.load_state_dict({k: v.to(torch.float32).contiguous() for k, v in state.items()}, assign=True)
     return G
 
 
@@ -101,14 +203,21 @@ def channel_layout(channels: dict[int, int], resolution: int) -> tuple[int, int]
 # ------------------------------------------------------------------------------------------------ NVlabs
 
 
-def _flatten(record: PersistentRecord, prefix: str = "") -> dict[str, Tensor]:
+def _flatten(record: PersistentRecord, prefix: str = "", seen: set[int] | None = None) -> dict[str, Tensor]:
+    """The record tree's tensors by dotted name; a record met twice (a shared or cyclic module) is refused."""
+    seen = set() if seen is None else seen
+    if id(record) in seen or len(seen) > 100_000:
+        raise ModelLoadError(f"module {prefix.rstrip('.') or 'G'} appears more than once in the network tree")
+    seen.add(id(record))
     out: dict[str, Tensor] = {}
     for name, t in {**record.params, **record.buffers}.items():
         if t is not None:
+            if not isinstance(name, str) or not isinstance(t, Tensor):
+                raise ModelLoadError(f"{prefix}{name}: a parameter that is not a tensor")
             out[prefix + name] = t.detach()
     for name, sub in record.modules.items():
-        if isinstance(sub, PersistentRecord):
-            out.update(_flatten(sub, f"{prefix}{name}."))
+        if isinstance(sub, PersistentRecord) and isinstance(name, str):
+            out.update(_flatten(sub, f"{prefix}{name}.", seen))
     return out
 
 
@@ -116,8 +225,11 @@ def _attr(record: PersistentRecord, name: str, default=None):
     return record.state.get(name, default)
 
 
-def _load_nvlabs(path: Path) -> tuple[Generator, str, list[str]]:
-    data = safe_load(path.read_bytes())
+def _load_nvlabs(raw: bytes, budget: int) -> tuple[Generator, str, list[str]]:
+    data = safe_load(raw)
+    if isinstance(data, tuple) and any(isinstance(x, TFNetworkRecord) for x in data):
+        raise ModelLoadError("this is a TensorFlow StyleGAN2 pickle (dnnlib.tflib networks): not supported yet; "
+                             "convert it to PyTorch with stylegan2-ada-pytorch's legacy.py first")
     if not isinstance(data, dict) or not any(k in data for k in ("G_ema", "G")):
         raise ModelLoadError("not an NVlabs network pickle (no G_ema or G inside)")
     key = "G_ema" if "G_ema" in data else "G"
@@ -126,7 +238,7 @@ def _load_nvlabs(path: Path) -> tuple[Generator, str, list[str]]:
         raise ModelLoadError(f"{key} is not a network object")
     mods = rec.modules
     synth, mapping = mods.get("synthesis"), mods.get("mapping")
-    if synth is None or mapping is None:
+    if not isinstance(synth, PersistentRecord) or not isinstance(mapping, PersistentRecord):
         raise ModelLoadError(f"{key} ({rec.class_name}) has no mapping/synthesis networks")
     names = list(synth.modules)
     if "input" in names or any(re.fullmatch(r"L\d+_\d+_\d+", n) for n in names):
@@ -135,7 +247,7 @@ def _load_nvlabs(path: Path) -> tuple[Generator, str, list[str]]:
     state = _flatten(rec)
     cfg = _nvlabs_config(rec, mapping, synth, state)
     notes = [f"{key} from an NVlabs pickle; {cfg.architecture}, {cfg.resolution}px, conv_clamp {cfg.conv_clamp}"]
-    return build_generator(cfg, state), "nvlabs-pickle", notes
+    return build_generator(cfg, state, budget), "nvlabs-pickle", notes
 
 
 def _nvlabs_config(rec: PersistentRecord, mapping: PersistentRecord, synth: PersistentRecord,
@@ -150,49 +262,70 @@ def _nvlabs_config(rec: PersistentRecord, mapping: PersistentRecord, synth: Pers
     channels = {r: state[f"synthesis.b{r}.conv1.weight"].shape[0] for r in blocks}
     base, cmax = channel_layout(channels, resolution)
     fcs = sorted(int(n[2:]) for n in mapping.modules if re.fullmatch(r"fc\d+", n))
-    c_dim = int(kw.get("c_dim", 0))
+    c_dim = kw.get("c_dim", 0)
+    if isinstance(c_dim, bool) or not isinstance(c_dim, int) or not 0 <= c_dim <= 1_000_000:
+        raise ModelLoadError(f"c_dim {c_dim!r} is not a class count")
+    if not all(f"synthesis.b{r}.conv1.weight" in state for r in blocks) or "mapping.fc0.weight" not in state:
+        raise ModelLoadError("the network lacks the StyleGAN2 layer weights (synthesis.b*.conv1, mapping.fc0)")
     embed = state["mapping.embed.weight"].shape[0] if c_dim else 0
     z_dim = state["mapping.fc0.weight"].shape[1] - embed
-    fc0 = mapping.modules["fc0"]
-    lr_mul = float(_attr(fc0, "bias_gain", _attr(fc0, "lr_multiplier", 0.01)))
+    fc0 = mapping.modules.get("fc0")
+    if not isinstance(fc0, PersistentRecord):
+        raise ModelLoadError("the mapping network has no fc0 layer")
+    lr_mul = _number(_attr(fc0, "bias_gain", _attr(fc0, "lr_multiplier", 0.01)), "mapping lr multiplier")
     if any(f"synthesis.b{r}.skip.weight" in state for r in blocks):
         arch = "resnet"
     elif all(f"synthesis.b{r}.torgb.weight" in state for r in blocks):
         arch = "skip"
     else:
         arch = "orig"
-    b4_conv1 = synth.modules["b4"].modules["conv1"]
-    clamp = _attr(b4_conv1, "conv_clamp", syn_kw.get("conv_clamp"))
-    return GeneratorConfig(
+    b4 = synth.modules.get("b4")
+    b4_conv1 = b4.modules.get("conv1") if isinstance(b4, PersistentRecord) else None
+    if not isinstance(b4_conv1, PersistentRecord):
+        raise ModelLoadError("the synthesis network has no b4.conv1 layer")
+    clamp = _attr(b4_conv1, "conv_clamp", syn_kw.get("conv_clamp") if isinstance(syn_kw, dict) else None)
+    return config_from_dict(dict(
         z_dim=z_dim, w_dim=state[f"mapping.fc{fcs[-1]}.weight"].shape[0],
         c_dim=c_dim, resolution=resolution, img_channels=state[f"synthesis.b{resolution}.torgb.weight"].shape[0],
         mapping_layers=len(fcs), mapping_lr_mul=lr_mul,
         mapping_hidden=state["mapping.fc0.weight"].shape[0] if len(fcs) > 1 else None,
         embed_features=embed or None, channel_base=base, channel_max=cmax, architecture=arch,
-        conv_clamp=float(clamp) if clamp is not None else None,
-    )
+        conv_clamp=_number(clamp, "conv_clamp") if clamp is not None else None,
+    ))
+
+
+def _number(v: object, what: str) -> float:
+    if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ModelLoadError(f"{what} is not a finite number ({type(v).__name__})")
+    return float(v)
 
 
 # ------------------------------------------------------------------------------------------------ rosinality
 
 
-def _load_rosinality(path: Path) -> tuple[Generator, str, list[str]]:
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelLoadError(f"not a weights-only torch checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
-    if not isinstance(ckpt, dict) or "g_ema" not in ckpt:
+def _load_rosinality(raw: bytes, budget: int) -> tuple[Generator, str, list[str]]:
+    if raw[:2] != b"PK":
+        raise ModelLoadError("not a torch zip checkpoint (files from torch < 1.6 are not read: re-save them)")
+    ckpt = load_torch_zip(raw)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("g_ema"), dict):
         raise ModelLoadError("a torch checkpoint without 'g_ema' (expected rosinality/stylegan2-pytorch)")
     src = ckpt["g_ema"]
-    state, cfg = _rosinality_to_nvlabs(src)
+    try:
+        state, cfg = _rosinality_to_nvlabs(src)
+    except KeyError as e:
+        raise ModelLoadError(f"g_ema lacks {e} (not a rosinality/stylegan2-pytorch generator)") from None
     notes = ["rosinality/stylegan2-pytorch g_ema"]
-    if "latent_avg" in ckpt and ckpt["latent_avg"] is not None:
-        state["mapping.w_avg"] = ckpt["latent_avg"].reshape(-1).float()
-        G = build_generator(cfg, state)
+    latent_avg = ckpt.get("latent_avg")
+    if isinstance(latent_avg, Tensor):
+        if latent_avg.numel() != cfg.w_dim:
+            raise ModelLoadError(f"latent_avg has {latent_avg.numel()} values, w_dim is {cfg.w_dim}")
+        state["mapping.w_avg"] = latent_avg.reshape(-1).float()
+        G = build_generator(cfg, state, budget)
     else:
         state["mapping.w_avg"] = torch.zeros(cfg.w_dim)
-        G = build_generator(cfg, state)
+        G = build_generator(cfg, state, budget)
         G.mapping.w_avg.copy_(estimate_w_avg(G))
         notes.append(f"no latent_avg in the checkpoint: w_avg estimated from {W_AVG_SAMPLES:,} samples "
                      f"(seed {W_AVG_SEED})")
@@ -200,6 +333,8 @@ def _load_rosinality(path: Path) -> tuple[Generator, str, list[str]]:
 
 
 def _rosinality_to_nvlabs(src: dict[str, Tensor]) -> tuple[dict[str, Tensor], GeneratorConfig]:
+    if not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in src.items()):
+        raise ModelLoadError("g_ema holds something other than named tensors")
     n_mlp = len([k for k in src if re.fullmatch(r"style\.\d+\.weight", k)])
     w_dim = src["style.1.weight"].shape[1]
     n_rgbs = len([k for k in src if re.fullmatch(r"to_rgbs\.\d+\.conv\.weight", k)])
@@ -237,8 +372,8 @@ def _rosinality_to_nvlabs(src: dict[str, Tensor]) -> tuple[dict[str, Tensor], Ge
         out[f"synthesis.b{res}.resample_filter"] = fir_filter()
         channels[res] = src[f"convs.{2 * k + 1}.conv.weight"].shape[1]
     base, cmax = channel_layout(channels, resolution)
-    cfg = GeneratorConfig(z_dim=w_dim, w_dim=w_dim, resolution=resolution, mapping_layers=n_mlp,
-                          mapping_lr_mul=0.01, channel_base=base, channel_max=cmax, architecture="skip")
+    cfg = config_from_dict(dict(z_dim=w_dim, w_dim=w_dim, resolution=resolution, mapping_layers=n_mlp,
+                                mapping_lr_mul=0.01, channel_base=base, channel_max=cmax, architecture="skip"))
     return out, cfg
 
 
@@ -261,17 +396,67 @@ def estimate_w_avg(G: Generator, samples: int = W_AVG_SAMPLES, seed: int = W_AVG
 # ------------------------------------------------------------------------------------------------ own format
 
 
-def _load_own(path: Path) -> tuple[Generator, str, list[str]]:
-    from safetensors import safe_open
+def read_safetensors(data: bytes) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """(metadata, tensors) of a safetensors file, every header field checked against the bytes present."""
+    if len(data) < 8:
+        raise ModelLoadError("truncated safetensors file")
+    n = int.from_bytes(data[:8], "little")
+    if n > min(SAFETENSORS_HEADER_MAX, len(data) - 8):
+        raise ModelLoadError(f"safetensors header of {n} bytes in a file of {len(data)}")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, UnicodeDecodeError):
+        raise ModelLoadError("the safetensors header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError("the safetensors header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelLoadError("safetensors metadata must map names to strings")
+    body = memoryview(data)[8 + n:]
+    spans = []
+    tensors: dict[str, Tensor] = {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise ModelLoadError(f"tensor {name!r}: malformed header entry")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in SAFETENSORS_DTYPES:
+            raise ModelLoadError(f"tensor {name!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or len(shape) > 8 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 40 for d in shape):
+            raise ModelLoadError(f"tensor {name!r}: bad shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(
+                isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise ModelLoadError(f"tensor {name!r}: bad data offsets")
+        begin, end = offsets
+        itemsize = 2 if dtype == "BF16" else np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize
+        if not 0 <= begin <= end <= len(body) or end - begin != math.prod(shape) * itemsize:
+            raise ModelLoadError(f"tensor {name!r} of shape {shape} {dtype} claims bytes {begin}..{end} of a "
+                                 f"data section of {len(body)}")
+        spans.append((begin, end, name))
+        raw = body[begin:end]
+        if dtype == "BF16":
+            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            arr = np.frombuffer(raw, np.dtype(SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).copy()
+        tensors[name] = torch.from_numpy(arr.reshape(shape))
+    spans.sort()
+    for (_b0, e0, n0), (b1, _e1, n1) in zip(spans, spans[1:], strict=False):
+        if b1 < e0:
+            raise ModelLoadError(f"tensors {n0!r} and {n1!r} overlap in the file")
+    return meta, tensors
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != OWN_FORMAT:
-            raise ModelLoadError("a safetensors file that is not a GAN Studio generator (no config in its metadata)")
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    cfg = GeneratorConfig.from_dict(json.loads(meta["config"]))
-    notes = [meta["notes"]] if meta.get("notes") else []
-    return build_generator(cfg, state), "ganstudio", notes
+
+def _load_own(raw: bytes, budget: int) -> tuple[Generator, str, list[str]]:
+    meta, state = read_safetensors(raw)
+    if meta.get("format") != OWN_FORMAT:
+        raise ModelLoadError("a safetensors file that is not a GAN Studio generator (no config in its metadata)")
+    try:
+        cfg_json = json.loads(meta.get("config", ""))
+    except ValueError:
+        raise ModelLoadError("the model config in the metadata is not valid JSON") from None
+    cfg = config_from_dict(cfg_json)
+    notes = [meta["notes"][:2000]] if meta.get("notes") else []
+    return build_generator(cfg, state, budget), "ganstudio", notes
 
 
 def save_model(G: Generator, path: str | Path, half: bool = False, notes: str = "") -> Path:

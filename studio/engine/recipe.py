@@ -27,6 +27,11 @@ RECIPE_KEYWORD = "ganstudio"
 RECIPE_FORMAT = "ganstudio-recipe"
 RECIPE_VERSION = 1
 LEGACY_MAGIC = b"dara"  # the original GanStudio's latent trailer ends with these four bytes
+MAX_PNG_BYTES = 256 << 20  # a PNG larger than this is not read for its recipe
+MAX_TEXT_COMPRESSED = 8 << 20  # one text chunk as stored
+MAX_TEXT_BYTES = 32 << 20  # one text chunk inflated (a recipe of 18x512 ws with many tabs is ~1 MB)
+MAX_TRAILER_BYTES = 4 << 20
+MAX_PIXELS = 64 << 20  # images decoded with Pillow (64 megapixels, 8k x 8k)
 
 
 class RecipeError(ValueError):
@@ -41,6 +46,7 @@ class Recipe:
     model_name: str | None = None
     software: str | None = None
     legacy: bool = False  # read from the original tool's trailer (w only)
+    source: str = ""  # the file it was read from (named in error messages)
 
     def check_model(self, sha256: str, name: str = "") -> None:
         if self.model_sha256 and self.model_sha256 != sha256:
@@ -100,6 +106,24 @@ def write_png(path: str | Path, image: np.ndarray, recipe: dict | None) -> Path:
 # ------------------------------------------------------------------------------------------------ reading
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """The pixels of an image file as uint8 RGB [H, W, 3]; decompression bombs, over-large images and broken
+    files are a RecipeError naming the file."""
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise RecipeError(f"{path.name}: {w}x{h} pixels is over the limit of {MAX_PIXELS >> 20} megapixels")
+            return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise RecipeError(f"{path.name}: refused as a decompression bomb (too many pixels)") from None
+    except (OSError, ValueError, SyntaxError, struct.error, zlib.error) as e:
+        raise RecipeError(f"{path.name}: not readable as an image ({type(e).__name__}: {str(e)[:120]})") from None
+
+
 def _chunks(data: bytes, name: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """PNG chunks (type, payload) up to IEND with CRCs checked, and the bytes after IEND."""
     if not data.startswith(PNG_SIGNATURE):
@@ -122,13 +146,29 @@ def _chunks(data: bytes, name: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
             return out, data[pos:]
 
 
-def _itxt(payload: bytes) -> tuple[str, str]:
+def inflate_bounded(data: bytes, limit: int, what: str) -> bytes:
+    """zlib-inflate at most `limit` bytes; a stream that would inflate further is refused (zlib bombs)."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as e:
+        raise RecipeError(f"{what}: corrupt compressed text ({e})") from None
+    if d.unconsumed_tail:
+        raise RecipeError(f"{what}: a text chunk inflates to more than {limit >> 20} MB; refused")
+    return out
+
+
+def _itxt(payload: bytes, name: str) -> tuple[str, str]:
+    if len(payload) > MAX_TEXT_COMPRESSED:
+        raise RecipeError(f"{name}: a text chunk of {len(payload) >> 20} MB; refused")
     key, rest = payload.split(b"\0", 1)
     flag, _method = rest[0], rest[1]
     _lang, rest = rest[2:].split(b"\0", 1)
     _tkey, text = rest.split(b"\0", 1)
     if flag:
-        text = zlib.decompress(text)
+        text = inflate_bounded(text, MAX_TEXT_BYTES, name)
+    elif len(text) > MAX_TEXT_BYTES:
+        raise RecipeError(f"{name}: an over-long text chunk; refused")
     return key.decode("latin-1"), text.decode("utf-8")
 
 
@@ -136,6 +176,8 @@ def read_recipe(path: str | Path) -> Recipe:
     """The recipe of a PNG written by GAN Studio, or the latent of the original tool's trailer."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_PNG_BYTES:
+            raise RecipeError(f"{path.name}: a {path.stat().st_size >> 20} MB file is too large to be a recipe PNG")
         data = path.read_bytes()
     except OSError as e:
         raise RecipeError(f"{path.name}: cannot read ({e.strerror})") from None
@@ -144,56 +186,115 @@ def read_recipe(path: str | Path) -> Recipe:
         if ctype != b"iTXt":
             continue
         try:
-            key, text = _itxt(payload)
-        except (ValueError, IndexError, zlib.error):
+            key, text = _itxt(payload, path.name)
+        except (ValueError, IndexError, UnicodeDecodeError):
             raise RecipeError(f"{path.name}: corrupt text chunk") from None
         if key == RECIPE_KEYWORD:
-            return _parse_recipe(text, path.name)
+            recipe = _parse_recipe(text, path.name)
+            recipe.source = path.name
+            return recipe
     if trailer.endswith(LEGACY_MAGIC):
-        return Recipe(EditStack(seed=None, w=parse_legacy_trailer(trailer)), None, None, legacy=True)
+        if len(trailer) > MAX_TRAILER_BYTES:
+            raise RecipeError(f"{path.name}: an over-long trailer after the PNG; refused")
+        try:
+            w = parse_legacy_trailer(trailer)
+        except RecipeError as e:
+            raise RecipeError(f"{path.name}: {e}") from None
+        try:
+            return Recipe(EditStack(seed=None, w=w), None, None, legacy=True, source=path.name)
+        except EditError as e:
+            raise RecipeError(f"{path.name}: {e}") from None
     raise RecipeError(f"{path.name}: no GAN Studio recipe (and no original GanStudio latent) in this PNG")
 
 
 def _parse_recipe(text: str, name: str) -> Recipe:
     try:
-        d = json.loads(text)
+        d = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as e:
         raise RecipeError(f"{name}: the recipe is not valid JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:
+        raise RecipeError(f"{name}: the recipe is not valid JSON ({str(e)[:80]})") from None
     if not isinstance(d, dict) or d.get("format") != RECIPE_FORMAT:
         raise RecipeError(f"{name}: the text chunk is not a GAN Studio recipe")
-    if int(d.get("version", 0)) > RECIPE_VERSION:
-        raise RecipeError(f"{name}: recipe version {d['version']} needs a newer GAN Studio")
+    version = d.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise RecipeError(f"{name}: recipe version {str(version)[:20]!r} is not an integer")
+    if version < 1:
+        raise RecipeError(f"{name}: recipe version {version} is not a GAN Studio recipe version")
+    if version > RECIPE_VERSION:
+        raise RecipeError(f"{name}: recipe version {version} needs a newer GAN Studio")
     try:
         stack = EditStack.from_json(d["stack"])
         ws = decode_array(d["ws"])
         if "ws_rows" in d:
-            rows = int(d["ws_rows"])
-            if ws.ndim != 2 or ws.shape[0] != 1 or not 1 <= rows <= 64:
+            rows = d["ws_rows"]
+            if isinstance(rows, bool) or not isinstance(rows, int) or ws.ndim != 2 or ws.shape[0] != 1 \
+                    or not 1 <= rows <= 64:
                 raise EditError(f"ws_rows {rows} does not fit ws of shape {list(ws.shape)}")
             ws = np.repeat(ws, rows, axis=0)
+        if ws.ndim != 2:
+            raise EditError(f"ws must be [num_ws, w_dim], got shape {list(ws.shape)}")
         model = d.get("model") or {}
-        return Recipe(stack, ws, model.get("sha256"), model.get("name"), d.get("software"))
-    except (EditError, KeyError, TypeError, ValueError) as e:
-        raise RecipeError(f"{name}: malformed recipe ({e})") from None
+        if not isinstance(model, dict):
+            raise EditError("model must be an object")
+        sha, model_name, software = model.get("sha256"), model.get("name"), d.get("software")
+        if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+            raise EditError("model sha256 is not a hex digest")
+        return Recipe(stack, ws, sha, _short_str(model_name), _short_str(software))
+    except (EditError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RecipeError(f"{name}: malformed recipe ({str(e)[:200]})") from None
 
 
-_FLOATS = re.compile(rb"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?(?::[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)+")
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a recipe may hold")
+
+
+def _short_str(v: object) -> str | None:
+    return None if v is None else str(v)[:200]
+
+
+_FLOAT = rb"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_FLOAT_FULL = re.compile(_FLOAT + rb"\Z")
+_FLOAT_HEAD = re.compile(_FLOAT)
+_FLOAT_TAIL = re.compile(_FLOAT + rb"\Z")
+MAX_FLOAT_TEXT = 40
+
+
+def _float_run(text: bytes) -> list[float]:
+    """The longest run of ':'-joined numbers in `text`, in one pass over its ':'-separated tokens (the first and
+    last number of a run may be glued to other text, as the version string is)."""
+    best: list[float] = []
+    run: list[float] = []
+    for tok in text.split(b":"):
+        if len(tok) <= MAX_FLOAT_TEXT and _FLOAT_FULL.match(tok):
+            run.append(float(tok))
+            continue
+        head = _FLOAT_HEAD.match(tok[:MAX_FLOAT_TEXT])
+        if run and head:
+            run.append(float(head.group()))
+        if len(run) > len(best):
+            best = run
+        tail = _FLOAT_TAIL.search(tok[-MAX_FLOAT_TEXT:])
+        run = [float(tail.group())] if tail else []
+    return run if len(run) > len(best) else best
 
 
 def parse_legacy_trailer(trailer: bytes) -> np.ndarray:
     """Latent from the original's trailer: [version][floats joined by ':'][16-byte md5][int32 length]['dara'].
 
-    The float text is read from before the md5 and length fields; if that layout does not hold, the longest
-    run of ':'-joined numbers anywhere in the trailer is used.
+    The float text is the `length` bytes before the md5; if that layout does not hold, the longest run of
+    ':'-joined numbers anywhere in the trailer is used.  Linear in the trailer's length.
     """
     body = trailer[: -len(LEGACY_MAGIC)]
-    for region in (body[:-20], body):
-        runs = _FLOATS.findall(region)
-        if runs:
-            best = max(runs, key=len)
-            values = np.array([float(v) for v in best.split(b":")], dtype=np.float32)
-            if len(values) >= 8:
-                return values
+    regions = [body]
+    if len(body) >= 20:
+        (length,) = struct.unpack("<i", body[-4:])
+        if 0 < length <= len(body) - 20:
+            regions.insert(0, body[-20 - length:-20])
+    for region in regions:
+        values = np.array(_float_run(region), dtype=np.float64)
+        if len(values) >= 8 and (np.abs(values) <= np.finfo(np.float32).max).all():
+            return values.astype(np.float32)
     raise RecipeError("the original GanStudio trailer holds no latent")
 
 

@@ -45,9 +45,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+class NonFiniteRender(EditError):
+    """The render came out with NaN or infinite pixels: reported, never written as a black PNG."""
+
+
 def to_uint8(images: Tensor) -> np.ndarray:
-    """[N,C,H,W] floats in about [-1,1] -> uint8 [N,H,W,C] as NVlabs: (img*127.5 + 128).clamp(0, 255)."""
-    x = (images.detach().float().permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    """[N,C,H,W] floats in about [-1,1] -> uint8 [N,H,W,C] as NVlabs: (img*127.5 + 128).clamp(0, 255).
+
+    Raises NonFiniteRender if any pixel is NaN or infinite (a clamp would silently turn it black)."""
+    images = images.detach().float()
+    if not bool(torch.isfinite(images).all()):
+        bad = (~torch.isfinite(images)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise NonFiniteRender(f"the render came out with NaN or infinite pixels (sample {bad[:8]}); nothing "
+                              "was written: lower the edit strengths or check the model")
+    x = (images.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
     return x.cpu().numpy()
 
 
@@ -93,6 +104,26 @@ class Renderer:
         self._unit_deltas: dict[tuple, Tensor] = {}
         self._base_memo: tuple | None = None  # (key, states) of the last shared base of a windowed batch
         self.windowed = True  # False: batches that part late run densely (the baseline in tests and benchmarks)
+
+    # -------------------------------------------------------------------------------------------- checks
+
+    def check_stack(self, stack: EditStack) -> None:
+        """Refuse a stack this model cannot render: non-finite numbers, latents of the wrong shape, tabs at
+        unknown layers or with the wrong channel count (EditError naming the field)."""
+        self._check_tabs([stack.tabs])
+        stack.validate()
+        cfg = self.G.cfg
+        latent_shapes = ((cfg.w_dim,), (1, cfg.w_dim), (cfg.num_ws, cfg.w_dim))
+        if stack.z is not None and np.shape(stack.z) not in ((cfg.z_dim,), (1, cfg.z_dim)):
+            raise EditError(f"z has shape {list(np.shape(stack.z))}; this model's z has {cfg.z_dim} values")
+        for name, a in (("w", stack.w), ("base", stack.base), ("interpolation w", stack.mix and stack.mix.w)):
+            if a is not None and np.shape(a) not in latent_shapes:
+                raise EditError(f"{name} has shape {list(np.shape(a))}; this model's ws are "
+                                f"[{cfg.num_ws}, {cfg.w_dim}]")
+        for d in stack.directions:
+            if np.shape(d.vector) not in latent_shapes[::2]:
+                raise EditError(f"direction {d.name!r} has shape {list(np.shape(d.vector))}; this model's w has "
+                                f"{cfg.w_dim} values")
 
     # -------------------------------------------------------------------------------------------- latents
 
@@ -150,6 +181,7 @@ class Renderer:
     def render(self, stack: EditStack, capture: tuple[str, ...] = (), use_cache: bool = True,
                until: str | None = None) -> RenderResult:
         """One image (batch 1), resuming from the cache where the stack only changed late layers."""
+        self.check_stack(stack)
         ws = self.ws_for(stack)[None]
         return self.synthesize(ws, [stack.tabs], [stack.noise_seed], stack.noise_mode, capture, use_cache, until)
 
@@ -158,6 +190,8 @@ class Renderer:
         """Several images in one batch; shares the modulated weights when all stacks resolve to one w."""
         if len({s.noise_mode for s in stacks}) != 1:
             raise EditError("a batch must use one noise mode")
+        for s in stacks:
+            self.check_stack(s)
         ws_list = [self.ws_for(s) for s in stacks]
         shared = all(torch.equal(ws_list[0], w) for w in ws_list[1:])
         ws = ws_list[0][None] if shared else torch.stack(ws_list)
