@@ -58,20 +58,24 @@ def main() -> int:
               f"{size / 1e6:.1f} MB on disk, memory bounded to one image's maps plus the running sums")
 
     tab = eng.data.load_tab(eng.data.tab_path("mouth_open"))
-    manager = PluginManager(paths.plugins_dir())
-    plain, auto = [], []
-    for seed in range(30):
+    isolated, inline = PluginManager(paths.plugins_dir()), PluginManager(paths.plugins_dir(), inline=True)
+    plain, auto, auto_inline = [], [], []
+    for seed in range(30):  # interleaved, so machine noise hits all three alike
         stack = EditStack(seed=seed, psi=0.7, tabs=[tab])
         t0 = time.perf_counter()
         eng.render(EditStack(seed=seed, psi=0.7), use_cache=False)
         plain.append(time.perf_counter() - t0)
-        eng.renderer.clear_cache()
-        t0 = time.perf_counter()
-        apply_detectors(eng.render, stack, manager)
-        auto.append(time.perf_counter() - t0)
-    p, a = statistics.median(plain) * 1000, statistics.median(auto) * 1000
+        for manager, times in ((isolated, auto), (inline, auto_inline)):
+            eng.renderer.clear_cache()
+            t0 = time.perf_counter()
+            apply_detectors(eng.render, stack, manager)
+            times.append(time.perf_counter() - t0)
+    isolated.close()
+    p, a, i = (statistics.median(x) * 1000 for x in (plain, auto, auto_inline))
     print(f"run-and-modify with mouth_open (bundled model): {a:.1f} ms per image vs {p:.1f} ms for a plain render "
           f"-> {a / p:.2f}x (the second pass resumes from the cache at the tab's layer)")
+    print(f"detector in its worker process vs in-process (--inline-plugins): {a:.1f} vs {i:.1f} ms per image, "
+          f"+{a - i:.1f} ms per call ({a / i:.2f}x)")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -283,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps")
     common.add_argument("--half", action="store_true", help="fp16 on a CUDA GPU (never on the CPU)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument("--memory-budget", type=float, metavar="GB",
+                        help="largest model (weights + one render) to load; default: half this machine's RAM")
+    common.add_argument("--inline-plugins", action="store_true",
+                        help="run detector plugins in this process (debugging; no memory or crash isolation)")
 
     p = argparse.ArgumentParser(prog="ganstudio", description="GAN Studio: explore and edit StyleGAN2 generators.")
     p.add_argument("--version", action="version", version=f"ganstudio {__version__}")
@@ -365,6 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["gui", *argv]
     args = parser.parse_args(argv)
+    from .engine.loaders import MEMORY_BUDGET_ENV
+    from .engine.plugins import INLINE_ENV
+
+    if getattr(args, "memory_budget", None) is not None:
+        os.environ[MEMORY_BUDGET_ENV] = str(args.memory_budget)  # read by every load in this process
+    if getattr(args, "inline_plugins", False):
+        os.environ[INLINE_ENV] = "1"
     from .engine.edits import EditError
     from .engine.loaders import ModelLoadError
     from .engine.modeldata import DataError

@@ -68,3 +68,43 @@ def test_channel_list_syntax():
     w[[2, 5]] = [1, -2]
     assert format_channel_list(w) == "2,-2x5"
     assert parse_seeds("0-3,9") == [0, 1, 2, 3, 9]
+
+
+def test_tab_names_that_sanitise_alike_never_overwrite(tmp_path):
+    data = ModelData(tmp_path, "abc")
+
+    def tab(name, v):
+        return SpatialTab(name, ["b8.conv0"], np.ones((8, 8), np.float32), {"b8.conv0": np.full(4, v, np.float32)})
+    paths = [data.save_tab(tab(n, i + 1)) for i, n in enumerate(["mouth_open", "mouth open", "mouth/open"])]
+    assert len(set(paths)) == 3 and paths[0].name == "mouth_open.json"
+    for i, n in enumerate(["mouth_open", "mouth open", "mouth/open"]):
+        assert data.load_tab(data.tab_path(n)).weights["b8.conv0"][0] == i + 1
+    assert data.save_tab(tab("mouth open", 9)) == paths[1]  # the same tab saved again: its own file
+    assert sorted(t.name for t in data.load_tabs()) == ["mouth open", "mouth/open", "mouth_open"]
+
+
+def test_a_tab_at_an_unknown_layer_is_off_and_does_not_break_renders(tmp_path, small_model):
+    from studio.engine.edits import EditStack
+    from studio.engine.engine import Engine
+
+    eng = Engine(small_model, tmp_path / "data")
+    bad = SpatialTab("elsewhere", ["b256.conv0"], np.ones((8, 8), np.float32), {"b256.conv0": np.ones(4, np.float32)},
+                     value=20.0)
+    eng.data.save_tab(bad)
+    tabs = eng.data.load_tabs(check=eng.renderer.check_tab)
+    assert [t.active for t in tabs] == [False] and "no layer 'b256.conv0'" in eng.data.errors[0]
+    assert eng.render(EditStack(seed=0, tabs=tabs)).images is not None
+
+
+def test_written_files_honour_the_umask(tmp_path):
+    import os
+
+    from studio.engine.files import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        assert (write_atomic(tmp_path / "a.txt", b"x").stat().st_mode & 0o777) == 0o644
+        os.umask(0o077)
+        assert (write_atomic(tmp_path / "b.txt", b"x").stat().st_mode & 0o777) == 0o600
+    finally:
+        os.umask(old)

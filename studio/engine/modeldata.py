@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,12 +80,42 @@ class ModelData:
 
     # -------------------------------------------------------------------------------------------- tabs
 
+    def _stored_name(self, path: Path) -> str | None:
+        """The tab name a file holds (None if unreadable), read without checking the rest."""
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return doc.get("name") if isinstance(doc, dict) and isinstance(doc.get("name"), str) else None
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+
+    def _named(self, name: str) -> Path | None:
+        stem = safe_filename(name)
+        for p in sorted(self.tabs_dir.glob(f"{stem}*.json")) if self.tabs_dir.is_dir() else []:
+            if self._stored_name(p) == name:
+                return p
+        return None
+
     def tab_path(self, name: str) -> Path:
-        return self.tabs_dir / f"{safe_filename(name)}.json"
+        """The file of the tab called `name`, or else the file whose stem is `name` (as tab_names lists them)."""
+        return self._named(name) or self.tabs_dir / f"{safe_filename(name)}.json"
+
+    def new_tab_path(self, name: str) -> Path:
+        """Where the tab called `name` is saved: its own file, or for a new name a free one.  Names that
+        sanitise alike ("mouth open", "mouth/open", "mouth_open") get -2, -3, ... and never overwrite another."""
+        found = self._named(name)
+        if found is not None:
+            return found
+        stem = safe_filename(name)
+        for k in range(1, 10_000):
+            p = self.tabs_dir / (f"{stem}.json" if k == 1 else f"{stem}-{k}.json")
+            if not p.exists():
+                return p
+        raise DataError(f"too many tabs named like {name!r}")
 
     def save_tab(self, tab: SpatialTab) -> Path:
+        """Write the tab to its own file (a new one if its name is new), atomically."""
         doc = {"format": TAB_FORMAT, "version": 1, **tab.to_json()}
-        return write_text_atomic(self.tab_path(tab.name), json.dumps(doc, indent=1))
+        return write_text_atomic(self.new_tab_path(tab.name), json.dumps(doc, indent=1))
 
     def load_tab(self, path: str | Path) -> SpatialTab:
         path = Path(path)
@@ -102,18 +133,29 @@ class ModelData:
     def tab_names(self) -> list[str]:
         return sorted(p.stem for p in self.tabs_dir.glob("*.json")) if self.tabs_dir.is_dir() else []
 
-    def load_tabs(self) -> list[SpatialTab]:
-        """Every readable tab; unreadable ones are listed in `errors` and left untouched on disk."""
+    def load_tabs(self, check: Callable[[SpatialTab], None] | None = None) -> list[SpatialTab]:
+        """Every readable tab; unreadable ones are listed in `errors` and left untouched on disk.  A tab that
+        `check` refuses (e.g. a layer this model lacks) comes back switched off, the reason in `errors`."""
         tabs = []
         for name in self.tab_names():
             try:
-                tabs.append(self.load_tab(self.tabs_dir / f"{name}.json"))
+                tab = self.load_tab(self.tabs_dir / f"{name}.json")
             except DataError as e:
                 self.errors.append(str(e))
+                continue
+            if check is not None:
+                try:
+                    check(tab)
+                except EditError as e:
+                    tab.active = False
+                    self.errors.append(f"tab file {name}.json is off: {e}")
+            tabs.append(tab)
         return tabs
 
     def delete_tab(self, name: str) -> None:
-        self.tab_path(name).unlink(missing_ok=True)
+        path = self._named(name)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     # -------------------------------------------------------------------------------------------- directions
 

@@ -300,16 +300,22 @@ class Renderer:
 
     # -------------------------------------------------------------------------------------------- helpers
 
+    def check_tab(self, tab: SpatialTab) -> None:
+        """Refuse a tab at a layer this model lacks or with the wrong channel count (active or not)."""
+        for layer in tab.layers:
+            st = self.layers.get(layer)
+            if st is None:
+                raise EditError(f"tab {tab.name!r}: this model has no layer {layer!r}")
+            w = tab.weights.get(layer)
+            if w is not None and w.shape != (st.channels,):
+                raise EditError(f"tab {tab.name!r}: {layer} has {st.channels} channels, weights have {w.shape}")
+
     def _check_tabs(self, tabs: list[list[SpatialTab]]) -> None:
+        """Check the tabs that take part (a switched-off tab adds nothing, so it cannot break a render)."""
         for sample in tabs:
             for tab in sample:
-                for layer in tab.layers:
-                    st = self.layers.get(layer)
-                    if st is None:
-                        raise EditError(f"tab {tab.name!r}: this model has no layer {layer!r}")
-                    w = tab.weights.get(layer)
-                    if w is not None and w.shape != (st.channels,):
-                        raise EditError(f"tab {tab.name!r}: {layer} has {st.channels} channels, weights have {w.shape}")
+                if tab.active:
+                    self.check_tab(tab)
 
     def _edit_keys(self, tabs: list[list[SpatialTab]]) -> list[list[str]]:
         """For each stage, for each sample: a hash of what its tabs add there ("" = nothing)."""

@@ -57,7 +57,7 @@ class StudioApp:
         self.state = StudioState(EditStack(seed=0, psi=0.7), layers)
         self.default_tab_layer = engine.renderer.default_layer(min(16, engine.config.resolution))
         self.state.set_directions(engine.data.load_directions())
-        for tab in engine.data.load_tabs():
+        for tab in engine.data.load_tabs(check=engine.renderer.check_tab):
             tab.active = False  # saved tabs come back switched off: the first image is the plain one
             self.state.stack.tabs.append(tab)
         if self.state.stack.tabs:
