@@ -108,3 +108,13 @@ def test_written_files_honour_the_umask(tmp_path):
         assert (write_atomic(tmp_path / "b.txt", b"x").stat().st_mode & 0o777) == 0o600
     finally:
         os.umask(old)
+
+
+def test_broken_directions_are_reported_one_by_one(tmp_path):
+    data = ModelData(tmp_path, "abc")
+    data.dir.mkdir(parents=True)
+    (data.dir / "directions.json").write_text(
+        '{"format": "ganstudio-directions", "directions": [{"name": "ok", "vector": [1, 2]},'
+        ' {"name": "nan", "vector": [NaN, 1]}, {"name": "ragged", "vector": [[1], [2, 3]]}, {"vector": [1, 1]}]}')
+    assert [d.name for d in data.load_directions()] == ["ok"]
+    assert len(data.errors) == 3 and "entry 1" in data.errors[0]

@@ -165,12 +165,22 @@ class ModelData:
             return []
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            assert doc.get("format") == DIRECTIONS_FORMAT
-            return [Direction(str(d["name"]), np.asarray(d["vector"], dtype=np.float32), 0.0)
-                    for d in doc["directions"]]
-        except Exception as e:
-            self.errors.append(f"directions.json is unreadable ({type(e).__name__}: {e})")
+            if not isinstance(doc, dict) or doc.get("format") != DIRECTIONS_FORMAT \
+                    or not isinstance(doc.get("directions"), list):
+                raise DataError("not a GAN Studio directions file")
+        except (OSError, ValueError, RecursionError) as e:
+            self.errors.append(f"directions.json is unreadable ({type(e).__name__}: {str(e)[:120]})")
             return []
+        out = []
+        for i, d in enumerate(doc["directions"]):  # a broken direction is reported; the others still load
+            try:
+                vector = np.asarray(d["vector"], dtype=np.float32)
+                if vector.ndim not in (1, 2) or vector.size > 1 << 20 or not np.isfinite(vector).all():
+                    raise ValueError("the vector is not a finite 1-D or 2-D array")
+                out.append(Direction(str(d["name"])[:200], vector, 0.0))
+            except (KeyError, TypeError, ValueError) as e:
+                self.errors.append(f"directions.json entry {i}: {type(e).__name__}: {str(e)[:120]}")
+        return out
 
     def save_directions(self, directions: list[Direction], notes: dict | None = None) -> Path:
         doc = {"format": DIRECTIONS_FORMAT, "version": 1, "notes": notes or {},
@@ -189,9 +199,12 @@ class ModelData:
         if not path.exists():
             return None
         try:
-            return np.asarray(json.loads(path.read_text(encoding="utf-8"))["w_avg"], dtype=np.float32)
-        except Exception as e:
-            self.errors.append(f"average_latent.json is unreadable ({type(e).__name__})")
+            w = np.asarray(json.loads(path.read_text(encoding="utf-8"))["w_avg"], dtype=np.float32)
+            if w.ndim not in (1, 2) or not np.isfinite(w).all():
+                raise ValueError("w_avg is not a finite 1-D or 2-D array")
+            return w
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+            self.errors.append(f"average_latent.json is unreadable ({type(e).__name__}: {str(e)[:120]})")
             return None
 
     def save_average_latent(self, w_avg: np.ndarray, samples: int) -> Path:
