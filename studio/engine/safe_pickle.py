@@ -127,10 +127,6 @@ class _DType:
         self.byteorder = order
 
 
-class _NdarrayClass:
-    """The token `numpy.ndarray` stands for: only valid as the first argument of numpy's `_reconstruct`."""
-
-
 @dataclass(eq=False)
 class _Array:
     """A numpy array under construction; BUILD gives it shape, dtype and bytes (checked)."""
@@ -493,40 +489,32 @@ class PickleMachine:
             raise UnsafePickleError("malformed pickle: odd number of dict items")
         return dict(zip(self._hashable(items[0::2]), items[1::2], strict=True))
 
+    def _target(self, kind: type, op: str) -> Any:
+        """The container an APPEND/SETITEM-style opcode fills: it must be a plain `kind`."""
+        target = self._top()
+        if not isinstance(target, kind):
+            raise UnsafePickleError(f"refusing {op} on a {type(target).__name__}")
+        return target
+
     def _op_append(self) -> None:
         v = self._pop()
-        target = self._top()
-        if not isinstance(target, list):
-            raise UnsafePickleError(f"refusing APPEND to a {type(target).__name__}")
-        target.append(v)
+        self._target(list, "APPEND").append(v)
 
     def _op_appends(self) -> None:
         items = self._pop_mark()
-        target = self._top()
-        if not isinstance(target, list):
-            raise UnsafePickleError(f"refusing APPENDS to a {type(target).__name__}")
-        target.extend(items)
+        self._target(list, "APPENDS").extend(items)
 
     def _op_setitem(self) -> None:
         v, k = self._pop(), self._pop()
-        target = self._top()
-        if not isinstance(target, dict):
-            raise UnsafePickleError(f"refusing SETITEM on a {type(target).__name__}")
-        target[self._hashable([k])[0]] = v
+        self._target(dict, "SETITEM")[self._hashable([k])[0]] = v
 
     def _op_setitems(self) -> None:
         items = self._pop_mark()
-        target = self._top()
-        if not isinstance(target, dict):
-            raise UnsafePickleError(f"refusing SETITEMS on a {type(target).__name__}")
-        target.update(self._dict_from(items))
+        self._target(dict, "SETITEMS").update(self._dict_from(items))
 
     def _op_additems(self) -> None:
         items = self._pop_mark()
-        target = self._top()
-        if not isinstance(target, set):
-            raise UnsafePickleError(f"refusing ADDITEMS on a {type(target).__name__}")
-        target.update(self._hashable(items))
+        self._target(set, "ADDITEMS").update(self._hashable(items))
 
     # -- globals and calls ------------------------------------------------------------------------------------
     def _resolve_global(self, module: Any, name: Any) -> _Global:
