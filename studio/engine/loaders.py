@@ -93,6 +93,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", budget: int
         data = path.read_bytes()
         if path.suffix == ".safetensors":
             G, fmt, notes = _load_own(data, budget)
+        elif data[:1] == b"\x80" and path.suffix in (".pt", ".pth"):
+            raise ModelLoadError("a torch.save file in the legacy (torch < 1.6) format: re-save it with a current "
+                                 "torch (torch.save writes zip archives), then open it again")
         elif data[:1] == b"\x80" or path.suffix == ".pkl":
             G, fmt, notes = _load_nvlabs(data, budget)
         elif data[:2] == b"PK" or path.suffix in (".pt", ".pth"):
