@@ -62,6 +62,18 @@ def test_one_bad_item_does_not_spoil_its_chunk(engine, tmp_path):
     assert "NaN or infinite" in m["failed"]["bad.png"] and not (progress[-1].folder / "bad.png").exists()
 
 
+def test_a_bad_item_alone_in_the_last_chunk_is_recorded_not_fatal(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "CHUNK", 2)
+    st = engine.renderer.layers["b8.conv0"]
+    huge = SpatialTab("boom", ["b8.conv0"], np.ones((8, 8), np.float32),
+                      {"b8.conv0": np.full(st.channels, 3e38, np.float32)}, value=900.0)
+    items = [jobs.Item(f"{i}.png", EditStack(seed=i)) for i in range(2)] + [
+        jobs.Item("bad.png", EditStack(seed=9, tabs=[huge]))]
+    progress = list(jobs.Job("test", items, {}).run(engine, tmp_path / "out"))
+    m = _manifest(progress[-1].folder)
+    assert m["status"] == "complete" and m["files"] == ["0.png", "1.png"] and list(m["failed"]) == ["bad.png"]
+
+
 def test_render_goes_on_after_errors_and_counts_them(engine, tmp_path):
     eng = engine
     a = eng.save_png(tmp_path / "a.png", EditStack(seed=1), eng.render(EditStack(seed=1)))

@@ -188,3 +188,19 @@ def test_convert_cli(tmp_path, ref_paths):
     with torch.no_grad():
         img = m.generator(z, psi=0.7).numpy()
     assert np.abs(img - ref_paths[1]["img_G_forward"]).max() < 1e-5
+
+
+def test_models_over_the_memory_budget_are_refused_with_the_figures(tmp_path, monkeypatch):
+    path = save_model(random_generator(), tmp_path / "m.safetensors")
+    with pytest.raises(ModelLoadError, match=r"168,931 parameters.*memory budget is 1\.0 MB.*--memory-budget"):
+        load_model(path, budget=1 << 20)  # the file fits in 1 MB, the weights and a render do not
+    with pytest.raises(ModelLoadError, match="over the memory budget"):
+        load_model(path, budget=1000)  # the file alone is larger
+    monkeypatch.setenv("GANSTUDIO_MEMORY_BUDGET_GB", "0.001")
+    with pytest.raises(ModelLoadError, match="memory budget"):
+        load_model(path)
+    monkeypatch.setenv("GANSTUDIO_MEMORY_BUDGET_GB", "nan")
+    with pytest.raises(ModelLoadError, match="positive number of GB"):
+        load_model(path)
+    monkeypatch.delenv("GANSTUDIO_MEMORY_BUDGET_GB")
+    assert load_model(path).config.resolution == 32

@@ -171,8 +171,7 @@ class Direction:
 
     @classmethod
     def from_json(cls, d: dict) -> Direction:
-        return cls(str(d["name"]), decode_array(d["vector"]),
-                   finite_number(d.get("strength", 0.0), f"direction {str(d['name'])[:40]!r} strength"))
+        return cls(str(d["name"])[:200], decode_array(d["vector"]), d.get("strength", 0.0))  # checked by validate
 
 
 @dataclass
@@ -217,7 +216,7 @@ class SpatialTab:
             tab = cls(
                 name=str(d["name"]), layers=[str(x) for x in d["layers"]], selection=decode_array(d["selection"]),
                 weights={str(k): decode_array(v) for k, v in d["weights"].items()},
-                value=finite_number(d.get("value", 0), "tab slider value", MAX_SLIDER),
+                value=d.get("value", 0),
                 active=bool(d.get("active", True)), detector=d.get("detector"),
             )
         except (KeyError, TypeError, AttributeError) as e:
@@ -228,14 +227,15 @@ class SpatialTab:
         return tab
 
     def validate(self) -> None:
-        """Model-independent checks: a square power-of-two grid, finite numbers, weights at its layers."""
+        """Model-independent checks: a square power-of-two grid, finite numbers, weights at its layers; the
+        slider value is normalised to a float."""
         sel = self.selection
         n = sel.shape[0] if sel.ndim == 2 else 0
         if sel.ndim != 2 or sel.shape[0] != sel.shape[1] or not 1 <= n <= MAX_GRID or n & (n - 1):
             raise EditError(f"tab {self.name!r}: selection must be a square power-of-two grid, got {sel.shape}")
         if not self.layers or set(self.weights) - set(self.layers):
             raise EditError(f"tab {self.name!r}: weights must belong to its layers {self.layers}")
-        finite_number(self.value, f"tab {self.name!r} slider value", MAX_SLIDER)
+        self.value = finite_number(self.value, f"tab {self.name!r} slider value", MAX_SLIDER)
         if not np.isfinite(sel).all() or not all(np.isfinite(w).all() for w in self.weights.values()):
             raise EditError(f"tab {self.name!r}: selection or weights hold NaN or infinite values")
 
@@ -256,7 +256,7 @@ class Mix:
         method = str(d.get("method", "lerp"))
         if method not in ("lerp", "slerp"):
             raise EditError(f"interpolation method must be lerp or slerp, got {method[:20]!r}")
-        return cls(decode_array(d["w"]), finite_number(d["t"], "interpolation t", 1e3), method)
+        return cls(decode_array(d["w"]), d["t"], method)  # t is checked by EditStack.validate
 
 
 @dataclass
@@ -283,23 +283,23 @@ class EditStack:
             raise EditError("an edit stack needs a seed, a z or a w")
 
     def validate(self) -> None:
-        """Every number finite and in range, every array finite (model-independent; the renderer checks shapes).
-        Raises EditError naming the field."""
+        """Every number finite and in range, every array finite (model-independent; the renderer checks shapes);
+        numbers are normalised to int / float.  Raises EditError naming the field."""
         if self.seed is not None:
-            bounded_int(self.seed, "seed", 0, MAX_SEED)
-        bounded_int(self.noise_seed, "noise seed", 0, MAX_SEED)
+            self.seed = bounded_int(self.seed, "seed", 0, MAX_SEED)
+        self.noise_seed = bounded_int(self.noise_seed, "noise seed", 0, MAX_SEED)
         if self.class_index is not None:
-            bounded_int(self.class_index, "class", 0, 1_000_000)
+            self.class_index = bounded_int(self.class_index, "class", 0, 1_000_000)
         if self.cutoff is not None:
-            bounded_int(self.cutoff, "truncation cutoff", 0, 1024)
-        finite_number(self.psi, "psi (truncation)", 1e3)
+            self.cutoff = bounded_int(self.cutoff, "truncation cutoff", 0, 1024)
+        self.psi = finite_number(self.psi, "psi (truncation)", 1e3)
         for name, a in (("z", self.z), ("w", self.w), ("base", self.base), ("mix w", self.mix and self.mix.w)):
             if a is not None and not np.isfinite(np.asarray(a, np.float64)).all():
                 raise EditError(f"{name} holds NaN or infinite values")
         if self.mix is not None:
-            finite_number(self.mix.t, "interpolation t", 1e3)
+            self.mix.t = finite_number(self.mix.t, "interpolation t", 1e3)
         for d in self.directions:
-            finite_number(d.strength, f"direction {d.name!r} strength")
+            d.strength = finite_number(d.strength, f"direction {d.name[:40]!r} strength")
             if d.strength and not np.isfinite(d.vector).all():
                 raise EditError(f"direction {d.name!r} holds NaN or infinite values")
         for tab in self.tabs:
@@ -335,18 +335,12 @@ class EditStack:
             if not isinstance(d.get(key, []), list) or len(d.get(key, [])) > 10_000:
                 raise EditError(f"{key} must be a list")
         try:
-            stack = cls(
-                seed=None if d.get("seed") is None else bounded_int(d["seed"], "seed", 0, MAX_SEED),
-                z=opt("z"), w=opt("w"),
-                class_index=None if d.get("class_index") is None else bounded_int(d["class_index"], "class", 0,
-                                                                                  1_000_000),
-                psi=finite_number(d.get("psi", 1.0), "psi (truncation)", 1e3),
-                cutoff=None if d.get("cutoff") is None else bounded_int(d["cutoff"], "truncation cutoff", 0, 1024),
-                base=opt("base"),
+            stack = cls(  # numbers as the file gives them: validate() below checks and normalises them
+                seed=d.get("seed"), z=opt("z"), w=opt("w"), class_index=d.get("class_index"),
+                psi=d.get("psi", 1.0), cutoff=d.get("cutoff"), base=opt("base"),
                 mix=Mix.from_json(d["mix"]) if d.get("mix") else None,
                 directions=[Direction.from_json(x) for x in d.get("directions", [])],
-                noise_mode=str(d.get("noise_mode", "const")),
-                noise_seed=bounded_int(d.get("noise_seed", 0), "noise seed", 0, MAX_SEED),
+                noise_mode=str(d.get("noise_mode", "const")), noise_seed=d.get("noise_seed", 0),
                 tabs=[SpatialTab.from_json(x) for x in d.get("tabs", [])],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:

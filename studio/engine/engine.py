@@ -14,7 +14,7 @@ from .edits import EditError, EditStack
 from .loaders import LoadedModel, load_model
 from .modeldata import ModelData
 from .recipe import Recipe, RecipeError, read_recipe, recipe_json, write_png
-from .renderer import Renderer, RenderResult, pick_device, to_uint8
+from .renderer import Renderer, RenderResult, check_finite, pick_device, to_uint8
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Engine:
             self.renderer.check_stack(s)
             ws = torch.as_tensor(recipe.ws, device=self.renderer.device)[None]
             result = self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache)
-            to_uint8(result.images)  # a non-finite render is refused here, before anyone writes it
+            check_finite(result.images)  # a non-finite render is refused here, before anyone writes it
             return result
         except EditError as e:
             raise RecipeError(f"{where}{e}") from None

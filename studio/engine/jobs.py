@@ -131,8 +131,7 @@ class Job:
             raise
         except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), SystemExit
             manifest["status"] = "interrupted"
-            for tmp in folder.glob(".*.tmp"):  # a write cut short between its temp file and its rename
-                tmp.unlink(missing_ok=True)
+            _remove_temp_files(folder)  # a write cut short between its temp file and its rename
             raise
         finally:
             seconds = time.perf_counter() - t0
@@ -177,22 +176,17 @@ def _sheet_images(folder: Path, names: list[str], thumbs: dict[str, np.ndarray])
 
 
 def _render_items(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, manifest: dict):
-    """(item, uint8 image, ws) for every item of the chunk that renders; one that fails is rendered alone and,
-    failing again, recorded under its name in manifest["failed"] and ["problems"]."""
+    """(item, uint8 image, ws) for every item of the chunk that renders; when the chunk fails, each item is
+    rendered alone, and one that fails alone is recorded under its name in manifest["failed"] and ["problems"]."""
     try:
         done, images, ws = _render_group(renderer, chunk, plugins, manifest["problems"])
         return [(it, images[i], ws[min(i, ws.shape[0] - 1)]) for i, it in enumerate(done)]
-    except EditError:
+    except EditError as e:
         if len(chunk) == 1:
-            raise
-    out = []
-    for item in chunk:
-        try:
-            out.extend(_render_items(renderer, [item], plugins, manifest))
-        except EditError as e:
-            manifest["failed"][item.name] = str(e)
-            manifest["problems"].append(f"{item.name}: {e}")
-    return out
+            manifest["failed"][chunk[0].name] = str(e)
+            manifest["problems"].append(f"{chunk[0].name}: {e}")
+            return []
+    return [out for item in chunk for out in _render_items(renderer, [item], plugins, manifest)]
 
 
 def _render_group(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, problems: list[str]):
@@ -203,11 +197,27 @@ def _render_group(renderer: Renderer, chunk: list[Item], plugins: PluginManager 
     return chunk, to_uint8(result.images), result.ws.cpu().numpy()
 
 
+def _complete_png(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        read_recipe(path)
+        return True
+    except RecipeError:
+        return False
+
+
+def _remove_temp_files(folder: Path) -> None:
+    """Half-written temp files (`.NAME.XXXX.tmp`) of a write that was cut short."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def read_plan(folder: Path) -> tuple[dict, Job]:
     """The manifest and the planned job of a batch folder (for --resume); the files are checked as data."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        lines = (folder / manifest.get("plan", PLAN_FILE)).read_text().splitlines()
+        lines = (folder / PLAN_FILE).read_text().splitlines()
     except (OSError, ValueError, AttributeError) as e:
         raise EditError(f"{folder} is not a batch folder that can be resumed ({e})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
@@ -222,26 +232,10 @@ def read_plan(folder: Path) -> tuple[dict, Job]:
             items.append(Item(name, EditStack.from_json(d["stack"])))
         except (ValueError, KeyError, TypeError) as e:
             raise EditError(f"{folder / PLAN_FILE} line {i + 1}: {e}") from None
-    # what is really on disk: a listed file that is missing or unreadable is rendered again
-    on_disk = []
-    for name in dict.fromkeys(manifest["files"]):
-        if isinstance(name, str) and (folder / name).is_file():
-            try:
-                read_recipe(folder / name)
-                on_disk.append(name)
-            except RecipeError:
-                continue
-    planned = {it.name for it in items}
-    for p in folder.glob("*.png"):  # landed after the last manifest update (SIGKILL, power loss)
-        if p.name in planned and p.name not in on_disk:
-            try:
-                read_recipe(p)
-                on_disk.append(p.name)
-            except RecipeError:
-                continue
-    for tmp in folder.glob(".*.tmp"):  # half-written temp files of a killed run
-        tmp.unlink(missing_ok=True)
-    manifest["files"] = [it.name for it in items if it.name in set(on_disk)]
+    # what is really on disk, whatever the manifest says (files land after its last update on SIGKILL or a power
+    # cut): a planned file counts as done when its recipe reads back; anything else is rendered again
+    manifest["files"] = [it.name for it in items if _complete_png(folder / it.name)]
+    _remove_temp_files(folder)
     manifest.setdefault("failed", {})
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
     job = Job(str(manifest.get("job", "resumed")), items, dict(manifest.get("params") or {}),

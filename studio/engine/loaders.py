@@ -20,7 +20,15 @@ from torch import Tensor
 
 from .files import sha256_bytes, write_atomic
 from .network import ARCHITECTURES, Generator, GeneratorConfig, fir_filter
-from .safe_pickle import PersistentRecord, TFNetworkRecord, UnsafePickleError, load_torch_zip, safe_load
+from .safe_pickle import (
+    PersistentRecord,
+    TFNetworkRecord,
+    UnsafePickleError,
+    decode_little_endian,
+    load_torch_zip,
+    safe_load,
+    stored_itemsize,
+)
 
 OWN_FORMAT = "ganstudio-generator"
 OWN_FORMAT_VERSION = 1
@@ -88,8 +96,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", budget: int
         budget = memory_budget_bytes() if budget is None else budget
         size = path.stat().st_size
         if size > budget:
-            raise ModelLoadError(f"the file is {size / 2**30:.1f} GB, over the memory budget of "
-                                 f"{budget / 2**30:.1f} GB (raise it with --memory-budget)")
+            raise ModelLoadError(f"the file is {_size(size)}, over the memory budget of {_size(budget)} "
+                                 "(raise it with --memory-budget)")
         data = path.read_bytes()
         if path.suffix == ".safetensors":
             G, fmt, notes = _load_own(data, budget)
@@ -143,38 +151,39 @@ def config_from_dict(d: object) -> GeneratorConfig:
         raise ModelLoadError(f"invalid model config ({e})") from None
 
 
-def model_footprint(cfg: GeneratorConfig) -> tuple[int, int]:
-    """(parameter + buffer count, bytes of one batch-1 render with its stage cache) from the config alone."""
-    with torch.device("meta"):
-        G = Generator(cfg)
-    params = sum(t.numel() for t in G.state_dict().values())
+def render_bytes(cfg: GeneratorConfig) -> int:
+    """Bytes of one batch-1 render with its stage cache, from the config alone."""
     act = 0
     biggest_weight = 0
     for res in cfg.block_resolutions:
         ch = cfg.channels(res)
         act += 3 * ch * res * res + 2 * cfg.img_channels * res * res  # conv0, conv1, rgb (+ cached copies)
         biggest_weight = max(biggest_weight, ch * ch * 9)
-    return params, 4 * (2 * act + 2 * biggest_weight)
+    return 4 * (2 * act + 2 * biggest_weight)
 
 
-def check_budget(cfg: GeneratorConfig, budget: int) -> None:
-    """Refuse a model whose weights and one render would not fit in `budget` bytes, naming the figures."""
-    params, render = model_footprint(cfg)
+def check_budget(cfg: GeneratorConfig, params: int, budget: int) -> None:
+    """Refuse a model whose `params` weights and one render would not fit in `budget` bytes, naming the figures."""
+    render = render_bytes(cfg)
     need = 4 * params + render
     if need > budget:
         raise ModelLoadError(
-            f"the model needs {need / 2**30:.1f} GB ({params:,} parameters, {render / 2**30:.1f} GB for one "
-            f"render at {cfg.resolution}px) and the memory budget is {budget / 2**30:.1f} GB "
-            "(raise it with --memory-budget)")
+            f"the model needs {_size(need)} ({params:,} parameters, {_size(render)} for one render at "
+            f"{cfg.resolution}px) and the memory budget is {_size(budget)} (raise it with --memory-budget)")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
 
 
 def build_generator(cfg: GeneratorConfig, state: dict[str, Tensor], budget: int | None = None) -> Generator:
     """A Generator with exactly the given NVlabs-named tensors (float32); complains about missing or extra keys.
 
-    Names and shapes are checked against a generator on the meta device (no memory), then the memory budget,
-    and only then is the real one made, from the given tensors themselves."""
+    The generator is made on the meta device (no memory); names and shapes are checked against it, then the
+    memory budget, and only then does it take the given tensors themselves as its weights."""
     with torch.device("meta"):
-        expected = Generator(cfg).state_dict()
+        G = Generator(cfg)
+    expected = G.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -186,9 +195,7 @@ def build_generator(cfg: GeneratorConfig, state: dict[str, Tensor], budget: int 
             raise ModelLoadError(f"{k}: shape {tuple(v.shape)} where {tuple(expected[k].shape)} was expected")
         if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
             raise ModelLoadError(f"{k} is not a finite floating-point tensor")
-    check_budget(cfg, memory_budget_bytes() if budget is None else budget)
-    with torch.device("meta"):
-        G = Generator(cfg)
+    check_budget(cfg, sum(t.numel() for t in expected.values()), memory_budget_bytes() if budget is None else budget)
     G.load_state_dict({k: v.to(torch.float32).contiguous() for k, v in state.items()}, assign=True)
     return G
 
@@ -431,17 +438,13 @@ def read_safetensors(data: bytes) -> tuple[dict[str, str], dict[str, Tensor]]:
                 isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
             raise ModelLoadError(f"tensor {name!r}: bad data offsets")
         begin, end = offsets
-        itemsize = 2 if dtype == "BF16" else np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize
+        itemsize = stored_itemsize(SAFETENSORS_DTYPES[dtype])
         if not 0 <= begin <= end <= len(body) or end - begin != math.prod(shape) * itemsize:
             raise ModelLoadError(f"tensor {name!r} of shape {shape} {dtype} claims bytes {begin}..{end} of a "
                                  f"data section of {len(body)}")
         spans.append((begin, end, name))
-        raw = body[begin:end]
-        if dtype == "BF16":
-            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            arr = np.frombuffer(raw, np.dtype(SAFETENSORS_DTYPES[dtype]).newbyteorder("<")).copy()
-        tensors[name] = torch.from_numpy(arr.reshape(shape))
+        values = decode_little_endian(body[begin:end], SAFETENSORS_DTYPES[dtype])
+        tensors[name] = torch.from_numpy(values.reshape(shape))
     spans.sort()
     for (_b0, e0, n0), (b1, _e1, n1) in zip(spans, spans[1:], strict=False):
         if b1 < e0:

@@ -83,12 +83,14 @@ def read_frame(src: BinaryIO, max_bytes: int = MAX_ARRAY_BYTES) -> tuple[dict, d
     return header, arrays
 
 
-def _error(e: BaseException) -> dict:
-    tb = traceback.format_tb(e.__traceback__)[-2:]
-    return {"ok": False, "error": f"{type(e).__name__}: {e}\n" + "".join(tb)}
+def describe_error(e: BaseException) -> str:
+    """What a plugin raised, with the last two frames of its traceback."""
+    return f"{type(e).__name__}: {e}\n" + "".join(traceback.format_tb(e.__traceback__)[-2:])
 
 
-def _load(path: str) -> tuple[Any, dict]:
+def import_plugin(path: str) -> tuple[Any, dict]:
+    """Import a plugin file under a private module name -> (module, {"ok", "name", "params", "doc"}); used in
+    the worker, and in the host for --inline-plugins."""
     spec = importlib.util.spec_from_file_location(f"ganstudio_plugin_{os.path.basename(path)[:-3]}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -111,7 +113,7 @@ def serve(src: BinaryIO, out: BinaryIO) -> None:
         cmd = header.get("cmd")
         try:
             if cmd == "load":
-                module, info = _load(str(header["path"]))
+                module, info = import_plugin(str(header["path"]))
                 write_frame(out, info)
             elif module is None:
                 write_frame(out, {"ok": False, "error": "no plugin loaded"})
@@ -131,7 +133,7 @@ def serve(src: BinaryIO, out: BinaryIO) -> None:
             else:
                 write_frame(out, {"ok": False, "error": f"unknown request {cmd!r}"})
         except Exception as e:  # a plugin may raise anything; the worker answers and goes on
-            write_frame(out, _error(e))
+            write_frame(out, {"ok": False, "error": describe_error(e)})
 
 
 def main() -> None:

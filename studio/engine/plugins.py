@@ -17,14 +17,12 @@ where only the time budget of a call is enforced (by abandoning the call).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .edits import EditStack
-from .plugin_worker import ProtocolError, read_frame, write_frame
+from .plugin_worker import ProtocolError, describe_error, import_plugin, read_frame, write_frame
 
 DEFAULT_BUDGET_S = 2.0
 IMPORT_BUDGET_S = 10.0
@@ -221,7 +219,7 @@ def _detect_inline(plugin: Plugin, features: dict, image: np.ndarray, params: di
         try:
             box["mask"] = plugin.module.detect(features, image, params)
         except Exception as e:
-            box["error"] = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_tb(e.__traceback__)[-2:])
+            box["error"] = describe_error(e)
 
     worker = threading.Thread(target=call, name=f"plugin-{plugin.name}", daemon=True)
     worker.start()
@@ -246,14 +244,7 @@ def load_plugin(path: Path, inline: bool = False) -> Plugin:
     plugin = Plugin(path.stem, path, path.stat().st_mtime)
     try:
         if inline:
-            spec = importlib.util.spec_from_file_location(f"ganstudio_plugin_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            if not callable(getattr(module, "detect", None)):
-                raise PluginError("it defines no detect(features, image, params) function")
-            plugin.module = module
-            info = {"name": getattr(module, "NAME", path.stem), "params": getattr(module, "PARAMS", {}),
-                    "doc": module.__doc__ or ""}
+            plugin.module, info = import_plugin(str(path))
         else:
             plugin.worker = Worker(path, memory_budget_mb())
             info = plugin.worker.load()

@@ -176,8 +176,9 @@ def read_recipe(path: str | Path) -> Recipe:
     """The recipe of a PNG written by GAN Studio, or the latent of the original tool's trailer."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_PNG_BYTES:
-            raise RecipeError(f"{path.name}: a {path.stat().st_size >> 20} MB file is too large to be a recipe PNG")
+        size = path.stat().st_size
+        if size > MAX_PNG_BYTES:
+            raise RecipeError(f"{path.name}: a {size >> 20} MB file is too large to be a recipe PNG")
         data = path.read_bytes()
     except OSError as e:
         raise RecipeError(f"{path.name}: cannot read ({e.strerror})") from None
@@ -190,9 +191,7 @@ def read_recipe(path: str | Path) -> Recipe:
         except (ValueError, IndexError, UnicodeDecodeError):
             raise RecipeError(f"{path.name}: corrupt text chunk") from None
         if key == RECIPE_KEYWORD:
-            recipe = _parse_recipe(text, path.name)
-            recipe.source = path.name
-            return recipe
+            return _parse_recipe(text, path.name)
     if trailer.endswith(LEGACY_MAGIC):
         if len(trailer) > MAX_TRAILER_BYTES:
             raise RecipeError(f"{path.name}: an over-long trailer after the PNG; refused")
@@ -200,10 +199,7 @@ def read_recipe(path: str | Path) -> Recipe:
             w = parse_legacy_trailer(trailer)
         except RecipeError as e:
             raise RecipeError(f"{path.name}: {e}") from None
-        try:
-            return Recipe(EditStack(seed=None, w=w), None, None, legacy=True, source=path.name)
-        except EditError as e:
-            raise RecipeError(f"{path.name}: {e}") from None
+        return Recipe(EditStack(seed=None, w=w), None, None, legacy=True, source=path.name)
     raise RecipeError(f"{path.name}: no GAN Studio recipe (and no original GanStudio latent) in this PNG")
 
 
@@ -240,7 +236,7 @@ def _parse_recipe(text: str, name: str) -> Recipe:
         sha, model_name, software = model.get("sha256"), model.get("name"), d.get("software")
         if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
             raise EditError("model sha256 is not a hex digest")
-        return Recipe(stack, ws, sha, _short_str(model_name), _short_str(software))
+        return Recipe(stack, ws, sha, _short_str(model_name), _short_str(software), source=name)
     except (EditError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise RecipeError(f"{name}: malformed recipe ({str(e)[:200]})") from None
 

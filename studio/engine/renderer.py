@@ -49,15 +49,21 @@ class NonFiniteRender(EditError):
     """The render came out with NaN or infinite pixels: reported, never written as a black PNG."""
 
 
+def check_finite(images: Tensor) -> None:
+    """Raise NonFiniteRender if any pixel is NaN or infinite (a clamp to uint8 would silently turn it black)."""
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = (~finite).flatten(1).any(1).nonzero().flatten().tolist()
+        raise NonFiniteRender(f"the render came out with NaN or infinite pixels (sample {bad[:8]}); nothing "
+                              "was written: lower the edit strengths or check the model")
+
+
 def to_uint8(images: Tensor) -> np.ndarray:
     """[N,C,H,W] floats in about [-1,1] -> uint8 [N,H,W,C] as NVlabs: (img*127.5 + 128).clamp(0, 255).
 
-    Raises NonFiniteRender if any pixel is NaN or infinite (a clamp would silently turn it black)."""
+    Raises NonFiniteRender for NaN or infinite pixels (check_finite)."""
     images = images.detach().float()
-    if not bool(torch.isfinite(images).all()):
-        bad = (~torch.isfinite(images)).flatten(1).any(1).nonzero().flatten().tolist()
-        raise NonFiniteRender(f"the render came out with NaN or infinite pixels (sample {bad[:8]}); nothing "
-                              "was written: lower the edit strengths or check the model")
+    check_finite(images)
     x = (images.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
     return x.cpu().numpy()
 
@@ -109,8 +115,11 @@ class Renderer:
 
     def check_stack(self, stack: EditStack) -> None:
         """Refuse a stack this model cannot render: non-finite numbers, latents of the wrong shape, tabs at
-        unknown layers or with the wrong channel count (EditError naming the field)."""
-        self._check_tabs([stack.tabs])
+        unknown layers or with the wrong channel count (EditError naming the field).  A switched-off tab adds
+        nothing, so it is not checked against the model and cannot break a render."""
+        for tab in stack.tabs:
+            if tab.active:
+                self.check_tab(tab)
         stack.validate()
         cfg = self.G.cfg
         latent_shapes = ((cfg.w_dim,), (1, cfg.w_dim), (cfg.num_ws, cfg.w_dim))
@@ -201,13 +210,13 @@ class Renderer:
     @torch.no_grad()
     def synthesize(self, ws: Tensor, tabs: list[list[SpatialTab]], noise_seeds: list[int], noise_mode: str,
                    capture: tuple[str, ...] = (), use_cache: bool = True, until: str | None = None) -> RenderResult:
-        """The core loop. ws [N or 1, num_ws, w_dim]; one tab list and noise seed per sample."""
+        """The core loop. ws [N or 1, num_ws, w_dim]; one tab list and noise seed per sample.  The caller checks
+        the stacks first (`check_stack`: render, render_many and Engine.render_recipe do)."""
         t0 = time.perf_counter()
         n = len(tabs)
         for name in (*capture, *([until] if until else [])):
             if name not in self.layers and name not in {s.name for s in self.stages}:
                 raise EditError(f"no layer named {name!r}; see `ganstudio info` for the list")
-        self._check_tabs(tabs)
         edit_keys = self._edit_keys(tabs)  # [stage][sample] -> what the sample's tabs add at that stage
         keys = self._stage_keys(ws, edit_keys, noise_seeds, noise_mode)
         context = (n, ws.shape[0], noise_mode, self.half)
@@ -310,12 +319,6 @@ class Renderer:
             if w is not None and w.shape != (st.channels,):
                 raise EditError(f"tab {tab.name!r}: {layer} has {st.channels} channels, weights have {w.shape}")
 
-    def _check_tabs(self, tabs: list[list[SpatialTab]]) -> None:
-        """Check the tabs that take part (a switched-off tab adds nothing, so it cannot break a render)."""
-        for sample in tabs:
-            for tab in sample:
-                if tab.active:
-                    self.check_tab(tab)
 
     def _edit_keys(self, tabs: list[list[SpatialTab]]) -> list[list[str]]:
         """For each stage, for each sample: a hash of what its tabs add there ("" = nothing)."""

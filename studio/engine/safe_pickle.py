@@ -150,7 +150,7 @@ class _Array:
         if len(raw) != math.prod(shape) * dt.itemsize:
             raise UnsafePickleError(f"numpy array of shape {list(shape)} {dt} needs "
                                     f"{math.prod(shape) * dt.itemsize} bytes, the file gives {len(raw)}")
-        arr = np.frombuffer(bytes(raw), dtype=dt).reshape(shape, order="F" if fortran else "C")
+        arr = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C")
         self.value = arr.astype(arr.dtype.newbyteorder("="), copy=True)
 
 
@@ -172,20 +172,30 @@ STORAGE_DTYPES = {
 }
 
 
+def stored_itemsize(dtype: Any) -> int:
+    """Bytes per element as stored in a file; "bfloat16" (which numpy lacks) is 2."""
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+
+def decode_little_endian(raw: bytes | memoryview, dtype: Any) -> np.ndarray:
+    """Little-endian bytes -> a flat numpy array of its own (torch storages, safetensors); "bfloat16" is
+    widened to float32 exactly."""
+    if dtype == "bfloat16":
+        return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).copy()
+
+
 @dataclass(frozen=True)
 class _StorageType:
     name: str
 
     @property
     def itemsize(self) -> int:
-        return 2 if self.name == "BFloat16Storage" else np.dtype(STORAGE_DTYPES[self.name]).itemsize
+        return stored_itemsize(STORAGE_DTYPES[self.name])
 
 
 def _storage_from_bytes(kind: _StorageType, raw: bytes) -> Storage:
-    if kind.name == "BFloat16Storage":  # numpy has no bfloat16: widen to float32 exactly
-        u16 = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return Storage(u16.view(np.float32).copy())
-    return Storage(np.frombuffer(raw, dtype=np.dtype(STORAGE_DTYPES[kind.name]).newbyteorder("<")).copy())
+    return Storage(decode_little_endian(raw, STORAGE_DTYPES[kind.name]))
 
 
 # ------------------------------------------------------------------------------------------------ checks
