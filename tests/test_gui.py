@@ -158,3 +158,20 @@ def test_rank_channels_in_the_feature_maps_panel(model, tmp_path):
     sel = np.zeros((16, 16), np.float32)
     sel[4:7, 3:8] = 1
     assert ranked == top_channels(rank_channels(f, sel, "cosine"), 5)
+
+
+def test_a_tab_file_at_an_unknown_layer_is_reported_and_the_studio_renders(model, tmp_path):
+    """A valid tab file naming a layer this model lacks once made every render fail (and the Feature maps panel
+    crash); it is now left on disk, not loaded, and named in the status message."""
+    from studio.engine.edits import SpatialTab
+    from studio.engine.loaders import load_model
+    from studio.engine.modeldata import ModelData
+
+    data = ModelData(tmp_path / "data", load_model(model).sha256)
+    data.save_tab(SpatialTab("elsewhere", ["b512.conv0"], np.ones((16, 16), np.float32),
+                             {"b512.conv0": np.ones(128, np.float32)}, value=20.0))
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        p = app.settled()
+        assert "elsewhere.json is not loaded" in p["message"] and "no layer 'b512.conv0'" in p["message"]
+        assert app.image().std() > 5
+    assert (data.tabs_dir / "elsewhere.json").exists()

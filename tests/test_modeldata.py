@@ -83,7 +83,7 @@ def test_tab_names_that_sanitise_alike_never_overwrite(tmp_path):
     assert sorted(t.name for t in data.load_tabs()) == ["mouth open", "mouth/open", "mouth_open"]
 
 
-def test_a_tab_at_an_unknown_layer_is_off_and_does_not_break_renders(tmp_path, small_model):
+def test_a_tab_at_an_unknown_layer_is_not_loaded_and_does_not_break_renders(tmp_path, small_model):
     from studio.engine.edits import EditStack
     from studio.engine.engine import Engine
 
@@ -91,9 +91,15 @@ def test_a_tab_at_an_unknown_layer_is_off_and_does_not_break_renders(tmp_path, s
     bad = SpatialTab("elsewhere", ["b256.conv0"], np.ones((8, 8), np.float32), {"b256.conv0": np.ones(4, np.float32)},
                      value=20.0)
     eng.data.save_tab(bad)
+    good = SpatialTab("here", ["b8.conv0"], np.ones((8, 8), np.float32), {"b8.conv0": np.ones(64, np.float32)},
+                      value=20.0)
+    eng.data.save_tab(good)
     tabs = eng.data.load_tabs(check=eng.renderer.check_tab)
-    assert [t.active for t in tabs] == [False] and "no layer 'b256.conv0'" in eng.data.errors[0]
+    assert [t.name for t in tabs] == ["here"] and "no layer 'b256.conv0'" in eng.data.errors[0]
+    assert (eng.data.tabs_dir / "elsewhere.json").exists()  # left on disk as it was
     assert eng.render(EditStack(seed=0, tabs=tabs)).images is not None
+    bad.active = False  # a switched-off tab that does not fit the model adds nothing and is not checked
+    assert eng.render(EditStack(seed=0, tabs=[bad])).images is not None
 
 
 def test_written_files_honour_the_umask(tmp_path):

@@ -134,8 +134,8 @@ class ModelData:
         return sorted(p.stem for p in self.tabs_dir.glob("*.json")) if self.tabs_dir.is_dir() else []
 
     def load_tabs(self, check: Callable[[SpatialTab], None] | None = None) -> list[SpatialTab]:
-        """Every readable tab; unreadable ones are listed in `errors` and left untouched on disk.  A tab that
-        `check` refuses (e.g. a layer this model lacks) comes back switched off, the reason in `errors`."""
+        """Every readable tab; unreadable ones are listed in `errors` and left untouched on disk, and so is a tab
+        that `check` refuses (e.g. a layer this model lacks): it is not loaded, so nothing can render or draw it."""
         tabs = []
         for name in self.tab_names():
             try:
@@ -147,8 +147,8 @@ class ModelData:
                 try:
                     check(tab)
                 except EditError as e:
-                    tab.active = False
-                    self.errors.append(f"tab file {name}.json is off: {e}")
+                    self.errors.append(f"tab file {name}.json is not loaded: {e}")
+                    continue
             tabs.append(tab)
         return tabs
 
