@@ -18,8 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checkpoint import ModelLoadError, attr, channel_layout, flatten, number
+from .configs import AnyConfig, config_from_dict
 from .files import sha256_bytes, write_atomic
-from .network import ARCHITECTURES, Generator, GeneratorConfig, fir_filter
+from .loader_sg3 import read_sg3, sg3_render_bytes
+from .loader_tf import read_tf
+from .network import Generator, GeneratorConfig, fir_filter
+from .network_sg3 import Generator as SG3Generator
+from .network_sg3 import SG3Config
 from .safe_pickle import (
     PersistentRecord,
     TFNetworkRecord,
@@ -41,16 +47,15 @@ SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "
                       "BOOL": np.bool_}
 
 
-class ModelLoadError(Exception):
-    """A checkpoint could not be loaded; the message says why and what was found."""
+AnyGenerator = Generator | SG3Generator
 
 
 @dataclass
 class LoadedModel:
-    generator: Generator
+    generator: AnyGenerator
     path: Path
     sha256: str
-    source_format: str  # "nvlabs-pickle" | "rosinality" | "ganstudio"
+    source_format: str  # "nvlabs-pickle" | "tensorflow-pickle" | "rosinality" | "ganstudio"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -58,7 +63,7 @@ class LoadedModel:
         return self.path.stem
 
     @property
-    def config(self) -> GeneratorConfig:
+    def config(self) -> AnyConfig:
         return self.generator.cfg
 
 
@@ -118,41 +123,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", budget: int
     return LoadedModel(G, path, sha256_bytes(data), fmt, notes)
 
 
-CONFIG_RANGES: dict[str, tuple[int, int]] = {
-    "z_dim": (1, 16384), "w_dim": (1, 16384), "c_dim": (0, 1_000_000), "resolution": (4, 8192),
-    "img_channels": (1, 4), "mapping_layers": (1, 64), "mapping_hidden": (1, 16384),
-    "embed_features": (1, 16384), "channel_base": (1, 1 << 24), "channel_max": (1, 16384),
-}
-
-
-def config_from_dict(d: object) -> GeneratorConfig:
-    """A GeneratorConfig from untrusted JSON: every field's type and range checked, unknown keys ignored."""
-    if not isinstance(d, dict):
-        raise ModelLoadError("the model config is not a JSON object")
-    known = {k: v for k, v in d.items() if k in GeneratorConfig.__dataclass_fields__}
-    for key, (lo, hi) in CONFIG_RANGES.items():
-        v = known.get(key)
-        if v is None and key in ("mapping_hidden", "embed_features"):
-            continue
-        if key in known and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
-            raise ModelLoadError(f"config {key}={v!r} is not an integer in [{lo}, {hi}]")
-    for key in ("mapping_lr_mul", "conv_clamp"):
-        v = known.get(key)
-        if key in known and not (v is None and key == "conv_clamp") and (
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
-            raise ModelLoadError(f"config {key}={v!r} is not a positive finite number")
-    if "architecture" in known and known["architecture"] not in ARCHITECTURES:
-        raise ModelLoadError(f"config architecture={known['architecture']!r} is not one of {ARCHITECTURES}")
-    if "extra" in known and not isinstance(known["extra"], dict):
-        raise ModelLoadError("config extra is not an object")
-    try:
-        return GeneratorConfig(**known)
-    except (TypeError, ValueError) as e:
-        raise ModelLoadError(f"invalid model config ({e})") from None
-
-
-def render_bytes(cfg: GeneratorConfig) -> int:
+def render_bytes(cfg: AnyConfig) -> int:
     """Bytes of one batch-1 render with its stage cache, from the config alone."""
+    if isinstance(cfg, SG3Config):
+        return sg3_render_bytes(cfg)
     act = 0
     biggest_weight = 0
     for res in cfg.block_resolutions:
@@ -162,7 +136,7 @@ def render_bytes(cfg: GeneratorConfig) -> int:
     return 4 * (2 * act + 2 * biggest_weight)
 
 
-def check_budget(cfg: GeneratorConfig, params: int, budget: int) -> None:
+def check_budget(cfg: AnyConfig, params: int, budget: int) -> None:
     """Refuse a model whose `params` weights and one render would not fit in `budget` bytes, naming the figures."""
     render = render_bytes(cfg)
     need = 4 * params + render
@@ -176,13 +150,13 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
 
 
-def build_generator(cfg: GeneratorConfig, state: dict[str, Tensor], budget: int | None = None) -> Generator:
+def build_generator(cfg: AnyConfig, state: dict[str, Tensor], budget: int | None = None) -> AnyGenerator:
     """A Generator with exactly the given NVlabs-named tensors (float32); complains about missing or extra keys.
 
     The generator is made on the meta device (no memory); names and shapes are checked against it, then the
     memory budget, and only then does it take the given tensors themselves as its weights."""
     with torch.device("meta"):
-        G = Generator(cfg)
+        G = SG3Generator(cfg) if isinstance(cfg, SG3Config) else Generator(cfg)
     expected = G.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -200,46 +174,15 @@ def build_generator(cfg: GeneratorConfig, state: dict[str, Tensor], budget: int 
     return G
 
 
-def channel_layout(channels: dict[int, int], resolution: int) -> tuple[int, int]:
-    """(channel_base, channel_max) that reproduce channels[res] = min(base // res, max) for every block."""
-    cmax = max(channels.values())
-    below = [(res, ch) for res, ch in channels.items() if ch < cmax]
-    base = below[0][0] * below[0][1] if below else cmax * resolution
-    if any(min(base // r, cmax) != c for r, c in channels.items()):
-        raise ModelLoadError(f"non-standard channel layout {channels}")
-    return base, cmax
-
-
 # ------------------------------------------------------------------------------------------------ NVlabs
-
-
-def _flatten(record: PersistentRecord, prefix: str = "", seen: set[int] | None = None) -> dict[str, Tensor]:
-    """The record tree's tensors by dotted name; a record met twice (a shared or cyclic module) is refused."""
-    seen = set() if seen is None else seen
-    if id(record) in seen or len(seen) > 100_000:
-        raise ModelLoadError(f"module {prefix.rstrip('.') or 'G'} appears more than once in the network tree")
-    seen.add(id(record))
-    out: dict[str, Tensor] = {}
-    for name, t in {**record.params, **record.buffers}.items():
-        if t is not None:
-            if not isinstance(name, str) or not isinstance(t, Tensor):
-                raise ModelLoadError(f"{prefix}{name}: a parameter that is not a tensor")
-            out[prefix + name] = t.detach()
-    for name, sub in record.modules.items():
-        if isinstance(sub, PersistentRecord) and isinstance(name, str):
-            out.update(_flatten(sub, f"{prefix}{name}.", seen))
-    return out
-
-
-def _attr(record: PersistentRecord, name: str, default=None):
-    return record.state.get(name, default)
 
 
 def _load_nvlabs(raw: bytes, budget: int) -> tuple[Generator, str, list[str]]:
     data = safe_load(raw)
-    if isinstance(data, tuple) and any(isinstance(x, TFNetworkRecord) for x in data):
-        raise ModelLoadError("this is a TensorFlow StyleGAN2 pickle (dnnlib.tflib networks): not supported yet; "
-                             "convert it to PyTorch with stylegan2-ada-pytorch's legacy.py first")
+    if isinstance(data, TFNetworkRecord) or (isinstance(data, tuple) and any(
+            isinstance(x, TFNetworkRecord) for x in data)):
+        cfg, state, notes = read_tf(data)
+        return build_generator(cfg, state, budget), "tensorflow-pickle", notes
     if not isinstance(data, dict) or not any(k in data for k in ("G_ema", "G")):
         raise ModelLoadError("not an NVlabs network pickle (no G_ema or G inside)")
     key = "G_ema" if "G_ema" in data else "G"
@@ -252,9 +195,11 @@ def _load_nvlabs(raw: bytes, budget: int) -> tuple[Generator, str, list[str]]:
         raise ModelLoadError(f"{key} ({rec.class_name}) has no mapping/synthesis networks")
     names = list(synth.modules)
     if "input" in names or any(re.fullmatch(r"L\d+_\d+_\d+", n) for n in names):
-        raise ModelLoadError("this is an alias-free StyleGAN3 generator (StyleGAN3-T/R): not supported yet; "
-                             "GAN Studio loads StyleGAN2 generators")
-    state = _flatten(rec)
+        cfg3, state3 = read_sg3(rec, mapping, synth)
+        notes = [f"{key} from an NVlabs stylegan3 pickle; config {cfg3.architecture}, {cfg3.resolution}px, "
+                 f"{cfg3.num_layers} layers, conv_clamp {cfg3.conv_clamp}"]
+        return build_generator(cfg3, state3, budget), "nvlabs-pickle", notes
+    state = flatten(rec)
     cfg = _nvlabs_config(rec, mapping, synth, state)
     notes = [f"{key} from an NVlabs pickle; {cfg.architecture}, {cfg.resolution}px, conv_clamp {cfg.conv_clamp}"]
     return build_generator(cfg, state, budget), "nvlabs-pickle", notes
@@ -282,7 +227,7 @@ def _nvlabs_config(rec: PersistentRecord, mapping: PersistentRecord, synth: Pers
     fc0 = mapping.modules.get("fc0")
     if not isinstance(fc0, PersistentRecord):
         raise ModelLoadError("the mapping network has no fc0 layer")
-    lr_mul = _number(_attr(fc0, "bias_gain", _attr(fc0, "lr_multiplier", 0.01)), "mapping lr multiplier")
+    lr_mul = number(attr(fc0, "bias_gain", attr(fc0, "lr_multiplier", 0.01)), "mapping lr multiplier")
     if any(f"synthesis.b{r}.skip.weight" in state for r in blocks):
         arch = "resnet"
     elif all(f"synthesis.b{r}.torgb.weight" in state for r in blocks):
@@ -293,23 +238,15 @@ def _nvlabs_config(rec: PersistentRecord, mapping: PersistentRecord, synth: Pers
     b4_conv1 = b4.modules.get("conv1") if isinstance(b4, PersistentRecord) else None
     if not isinstance(b4_conv1, PersistentRecord):
         raise ModelLoadError("the synthesis network has no b4.conv1 layer")
-    clamp = _attr(b4_conv1, "conv_clamp", syn_kw.get("conv_clamp") if isinstance(syn_kw, dict) else None)
+    clamp = attr(b4_conv1, "conv_clamp", syn_kw.get("conv_clamp") if isinstance(syn_kw, dict) else None)
     return config_from_dict(dict(
         z_dim=z_dim, w_dim=state[f"mapping.fc{fcs[-1]}.weight"].shape[0],
         c_dim=c_dim, resolution=resolution, img_channels=state[f"synthesis.b{resolution}.torgb.weight"].shape[0],
         mapping_layers=len(fcs), mapping_lr_mul=lr_mul,
         mapping_hidden=state["mapping.fc0.weight"].shape[0] if len(fcs) > 1 else None,
         embed_features=embed or None, channel_base=base, channel_max=cmax, architecture=arch,
-        conv_clamp=_number(clamp, "conv_clamp") if clamp is not None else None,
+        conv_clamp=number(clamp, "conv_clamp") if clamp is not None else None,
     ))
-
-
-def _number(v: object, what: str) -> float:
-    if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ModelLoadError(f"{what} is not a finite number ({type(v).__name__})")
-    return float(v)
 
 
 # ------------------------------------------------------------------------------------------------ rosinality

@@ -50,6 +50,7 @@ class GeneratorConfig:
     architecture: str = "skip"
     conv_clamp: float | None = None
     extra: dict = field(default_factory=dict, compare=False)  # provenance notes, never used by the network
+    family = "stylegan2"
 
     def __post_init__(self) -> None:
         log2 = math.log2(self.resolution)
@@ -71,7 +72,7 @@ class GeneratorConfig:
         return 2 * int(math.log2(self.resolution)) - 2
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"family": self.family, **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorConfig:
@@ -303,6 +304,12 @@ class Stage:
     resolution: int
     channels: int  # channels of the feature map this stage outputs (3 for torgb)
     w_index: int  # which row of ws this stage reads
+    margin: int = 0  # pixels of map around the image area on each side (StyleGAN3 layers; 0 for StyleGAN2)
+
+    @property
+    def size(self) -> int:
+        """Side of the feature map: the image area (`resolution` pixels) plus the margins."""
+        return self.resolution + 2 * self.margin
 
     @property
     def block(self) -> str:
@@ -355,6 +362,9 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
+    supports_windows = True  # windowed.py knows every stage's reach
+    has_noise = True
+
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
@@ -384,8 +394,10 @@ class SynthesisNetwork(nn.Module):
         block = getattr(self, stage.block)
         return getattr(block, stage.kind) if stage.kind != "torgb" else None
 
-    def run_stage(self, stage: Stage, s: SynthesisState, ws: Tensor, noise: Tensor | None) -> SynthesisState:
-        """Apply one stage. `ws` is [N or 1, num_ws, w_dim]; `noise` as for SynthesisLayer."""
+    def run_stage(self, stage: Stage, s: SynthesisState, ws: Tensor, noise: Tensor | None,
+                  transform: Tensor | None = None) -> SynthesisState:
+        """Apply one stage. `ws` is [N or 1, num_ws, w_dim]; `noise` as for SynthesisLayer.  StyleGAN2 has no
+        input transform (`transform` is accepted for a common signature with StyleGAN3 and must be None)."""
         block: SynthesisBlock = getattr(self, stage.block)
         w = ws[:, stage.w_index]
         if stage.kind == "conv0":
