@@ -6,6 +6,9 @@ both measured in the same run.
 
     python bench/render.py                 # 256 px / 512 channels random weights + the bundled model
     python bench/render.py --quick         # a tiny model, for a smoke test
+    python bench/render.py --sg3 [--nvlabs PATH]   # StyleGAN3-T and -R at 256 px with NVlabs' default channels;
+                                           # with a checkout of NVlabs/stylegan3 (and scipy), its reference path
+                                           # is timed on the same weights in the same run
 """
 
 from __future__ import annotations
@@ -127,15 +130,93 @@ def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
           f"  -> {b1 * len(mixed) / bm:.2f}x batch 1")
 
 
+def sg3_pair(config: str, resolution: int, nvlabs: str | None):
+    """(ours, NVlabs' or None, why not) with the same random weights: NVlabs' default channels for the config
+    (T: channel_base 32768, channel_max 512; R: 65536, 1024, 1x1 convs, radial filters)."""
+    from studio.engine.network_sg3 import CONFIGS, SG3Config
+    from studio.engine.network_sg3 import Generator as SG3Generator
+
+    base, cmax = (32768, 512) if config == "T" else (65536, 1024)
+    cfg = SG3Config(z_dim=512, w_dim=512, resolution=resolution, channel_base=base, channel_max=cmax,
+                    **CONFIGS[config])
+    ours = SG3Generator(cfg).eval().requires_grad_(False)
+    theirs, why = None, ""
+    if nvlabs:
+        try:
+            sys.path.insert(0, nvlabs)
+            from training.networks_stylegan3 import Generator as NVGenerator
+
+            theirs = NVGenerator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
+                                 channel_base=base, channel_max=cmax, conv_kernel=CONFIGS[config]["conv_kernel"],
+                                 use_radial_filters=CONFIGS[config]["use_radial_filters"],
+                                 mapping_kwargs=dict(num_layers=2)).eval().requires_grad_(False)
+            ours.load_state_dict(theirs.state_dict())  # the same names: their weights and filters in ours
+        except Exception as e:  # noqa: BLE001 - a missing checkout or scipy only skips the comparison
+            theirs, why = None, f"{type(e).__name__}: {e}"
+    else:
+        why = "no --nvlabs checkout given"
+    if theirs is None:
+        with torch.no_grad():
+            ours.synthesis.design_filters()
+    return ours, theirs, why
+
+
+def bench_sg3(name: str, G, theirs, why: str, repeats: int, batch: int) -> None:
+    R = Renderer(G)
+    cfg = G.cfg
+    print(f"\n== {name}: {cfg.resolution}px StyleGAN3-{cfg.architecture}, channel_base {cfg.channel_base}, "
+          f"channel_max {cfg.channel_max}, {sum(p.numel() for p in G.parameters()) / 1e6:.1f}M params, "
+          f"torch threads {torch.get_num_threads()}")
+    stack = EditStack(seed=1, psi=0.7)
+    ws = R.ws_for(stack)[None]
+    full = median_ms(lambda: R.render(stack, use_cache=False), repeats)
+    line = f"full render, batch 1            {full:8.1f} ms/image"
+    if theirs is not None:
+        with torch.no_grad():
+            ref = median_ms(lambda: theirs.synthesis(ws), repeats)
+            diff = float((theirs.synthesis(ws) - G.synthesis(ws)).abs().max())
+        line += (f"  = {ref / full:.2f}x faster than NVlabs' reference path ({ref:.1f} ms, same run; "
+                 f"max |diff| {diff:.1e})")
+    else:
+        line += f"  (NVlabs' reference path not timed: {why})"
+    print(line)
+    layer = list(R.layers)[len(R.layers) // 2]
+    start = [s.name for s in R.stages].index(layer)
+    R.render(stack)
+    values = iter(np.linspace(10, 80, 10_000))
+
+    def cached():
+        out = R.render(stack.copy(tabs=[edit_tab(R, layer, float(next(values)))]))
+        assert R.stages[out.first_stage].name == layer
+
+    c = median_ms(cached, repeats)
+    t = tail_ms(R, start, ws, repeats)
+    print(f"edit at {layer} (middle): cached {c:.1f} ms = {c / full:.2f}x full, {c / t:.2f}x the layers from there "
+          f"on ({t:.1f} ms)")
+    stacks = [EditStack(seed=1, psi=0.7, tabs=[edit_tab(R, layer, v)]) for v in np.linspace(-80, 80, batch)]
+    b1 = median_ms(lambda: R.render(stacks[0], use_cache=False), repeats)
+    bn = median_ms(lambda: R.render_many(stacks), max(2, repeats // 2))
+    print(f"shared-w batch of {batch} (dense: no windows for StyleGAN3): {batch / bn * 1000:6.2f} images/s vs batch 1 "
+          f"{1000 / b1:6.2f} images/s -> {b1 * batch / bn:.2f}x")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny model, few repeats (smoke test)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--sg3", action="store_true", help="the StyleGAN3 rows only")
+    ap.add_argument("--sg3-resolution", type=int, default=256)
+    ap.add_argument("--nvlabs", help="a checkout of NVlabs/stylegan3: time its reference path on the same weights")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.sg3:
+        for config in ("T", "R"):
+            ours, theirs, why = sg3_pair(config, args.sg3_resolution, args.nvlabs)
+            bench_sg3(f"random StyleGAN3-{config}", ours, theirs, why, max(2, args.repeats // 2), 32)
+        return 0
     if args.quick:
         cfg = GeneratorConfig(z_dim=32, w_dim=32, resolution=32, mapping_layers=2, channel_base=512, channel_max=64)
         bench_model("tiny random", Generator(cfg).eval(), repeats=2, batch=4)

@@ -56,18 +56,33 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model     {m.path}")
     print(f"format    {m.source_format}")
     print(f"sha256    {m.sha256}")
-    print(f"config    {cfg.resolution}px {cfg.architecture}, z {cfg.z_dim}, w {cfg.w_dim}, classes {cfg.c_dim}, "
-          f"mapping {cfg.mapping_layers} layers, channels base {cfg.channel_base} max {cfg.channel_max}, "
-          f"conv_clamp {cfg.conv_clamp}, num_ws {cfg.num_ws}")
+    family = "StyleGAN3-" if cfg.family == "stylegan3" else "StyleGAN2 "
+    print(f"config    {cfg.resolution}px {family}{cfg.architecture}, z {cfg.z_dim}, w {cfg.w_dim}, classes "
+          f"{cfg.c_dim}, mapping {cfg.mapping_layers} layers, channels base {cfg.channel_base} max "
+          f"{cfg.channel_max}, conv_clamp {cfg.conv_clamp}, num_ws {cfg.num_ws}")
     params = sum(p.numel() for p in m.generator.parameters())
     print(f"params    {params:,}")
     for note in m.notes:
         print(f"note      {note}")
-    print("\nlayer            resolution  channels  w")
+    print("\nlayer            image area   map size  channels  w")
     for s in m.generator.synthesis.stages:
         if s.kind != "torgb":
-            print(f"{s.name:<16} {s.resolution:>5}x{s.resolution:<5} {s.channels:>8}  {s.w_index:>2}")
+            print(f"{s.name:<16} {s.resolution:>5}x{s.resolution:<5} {s.size:>5}x{s.size:<5} {s.channels:>6}  "
+                  f"{s.w_index:>2}")
+    if cfg.family == "stylegan3":
+        print("(a StyleGAN3 layer's map is its image area plus a margin on each side; tabs edit the image area)")
     return 0
+
+
+def parse_move(args: argparse.Namespace) -> tuple[tuple[float, float], float]:
+    """--translate X,Y (image widths) and --rotate DEG as gen_images.py takes them."""
+    from .engine.edits import EditError
+
+    try:
+        x, y = (float(v) for v in (args.translate or "0,0").split(","))
+    except ValueError:
+        raise EditError(f"--translate {args.translate!r}: give two numbers, e.g. 0.3,-0.2") from None
+    return (x, y), float(args.rotate or 0.0)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -75,10 +90,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     eng = _engine(args)
     seeds = parse_seeds(args.seeds)
+    move = parse_move(args)
     out = Path(args.out)
     for seed in _progress(seeds, len(seeds), "generate", args.quiet):
         stack = EditStack(seed=seed, psi=args.psi, cutoff=args.cutoff, class_index=args.class_index,
-                          noise_mode=args.noise, noise_seed=seed)
+                          noise_mode=args.noise, noise_seed=seed, translate=move[0], rotate=move[1])
         result = eng.render(stack, use_cache=False)
         path = eng.save_png(out / f"seed{seed:04d}.png", stack, result)
         eng.data.log_latent(result.ws[0].cpu().numpy(), seed, str(path))
@@ -138,6 +154,8 @@ def stack_from_args(eng, args: argparse.Namespace):
         stack.psi = args.psi
     if args.noise:
         stack.noise_mode = args.noise
+    if args.translate is not None or args.rotate is not None:
+        stack.translate, stack.rotate = parse_move(args)
     known = {d.name: d for d in eng.data.load_directions()}
     for spec in args.attr or []:
         name, _, value = spec.partition("=")
@@ -309,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--cutoff", type=int, help="truncate only the first N ws")
     gen.add_argument("--class", dest="class_index", type=int, help="class index of a conditional model")
     gen.add_argument("--noise", choices=("const", "random", "none"), default="const")
+    _move_arguments(gen)
     gen.add_argument("--out", default="out")
     gen.set_defaults(func=cmd_generate)
 
@@ -326,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="latent seed when no --from")
     b.add_argument("--psi", type=float)
     b.add_argument("--noise", choices=("const", "random", "none"))
+    _move_arguments(b)
     b.add_argument("--attr", action="append", metavar="NAME=STRENGTH", help="attribute slider (repeatable)")
     b.add_argument("--tab", action="append", metavar="NAME=VALUE", help="saved tab, active, slider value")
     b.add_argument("--n", type=int, default=8, help="images / frames / new latents")
@@ -362,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dst")
     c.set_defaults(func=cmd_convert)
     return p
+
+
+def _move_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--translate", metavar="X,Y", help="StyleGAN3: move the image by X,Y image widths")
+    p.add_argument("--rotate", type=float, metavar="DEG", help="StyleGAN3: rotate the image (degrees)")
 
 
 def main(argv: list[str] | None = None) -> int:

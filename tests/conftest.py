@@ -61,3 +61,35 @@ def small_model(tmp_path):
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "studio.cli", *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=timeout)
+
+
+def random_sg3(config: str = "T", resolution: int = 32, c_dim: int = 0, seed: int = 0, **kw):
+    """A small StyleGAN3 generator (filters designed, biases, w_avg and magnitude EMAs random and non-trivial)."""
+    from studio.engine.network_sg3 import CONFIGS, SG3Config
+    from studio.engine.network_sg3 import Generator as SG3Generator
+
+    torch.manual_seed(seed)
+    base = 512 if config == "T" else 1024
+    cfg = SG3Config(z_dim=16, w_dim=16, c_dim=c_dim, resolution=resolution, channel_base=base,
+                    channel_max=kw.pop("channel_max", 16 if config == "T" else 24), num_layers=kw.pop("num_layers", 8),
+                    **CONFIGS[config], **kw)
+    G = SG3Generator(cfg)
+    with torch.no_grad():
+        G.synthesis.design_filters()
+        for name, p in G.named_parameters():
+            if name.endswith("bias") and "input.affine" not in name:
+                p.add_(torch.randn_like(p) * 0.2)
+        for name, b in G.named_buffers():
+            if name.endswith("magnitude_ema"):
+                b.copy_(torch.empty([]).uniform_(0.3, 3.0))
+        G.mapping.w_avg.copy_(torch.randn(cfg.w_dim) * 0.3)
+        getattr(G.synthesis, G.synthesis.layer_names[-1]).weight.mul_(4)
+    return G.eval().requires_grad_(False)
+
+
+@pytest.fixture(params=["T", "R"])
+def small_sg3(request, tmp_path):
+    """A random 32px StyleGAN3 (T, then R) saved in the own format and loaded back."""
+    from studio.engine.loaders import load_model, save_model
+
+    return load_model(save_model(random_sg3(request.param), tmp_path / f"sg3{request.param.lower()}.safetensors"))

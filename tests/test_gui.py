@@ -175,3 +175,40 @@ def test_a_tab_file_at_an_unknown_layer_is_reported_and_the_studio_renders(model
         assert "elsewhere.json is not loaded" in p["message"] and "no layer 'b512.conv0'" in p["message"]
         assert app.image().std() > 5
     assert (data.tabs_dir / "elsewhere.json").exists()
+
+
+def test_studio_on_a_stylegan3_model_paints_pans_and_rotates(tmp_path):
+    """The T fixture: a tab on the 16x16 image area of layer L0, a middle-button drag pans the input, the
+    rotate slider turns it; each change re-renders."""
+    from .conftest import FIXTURES
+
+    model = FIXTURES / "sg3t_32.pkl"
+    if not model.exists():
+        pytest.skip(f"fixture missing at {model}")
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        p = app.settled()
+        assert not p["error"] and p["translate"] == [0.0, 0.0]
+        first = app.image()
+        assert first.shape == (32, 32, 3)
+        x0, y0, x1, y1 = p["rects"]["canvas"]
+        mid = ((x0 + x1) // 2, (y0 + y1) // 2)
+        app.drag(mid, (mid[0] + (x1 - x0) // 4, mid[1]), button=2)  # a quarter of the canvas to the right
+        p = app.wait(lambda p: p["translate"][0] > 0.15, 20, "panned")
+        assert abs(p["translate"][0] - 0.25) < 0.05 and abs(p["translate"][1]) < 0.05
+        app.settled()
+        panned = app.image()
+        assert np.abs(panned[:, 8:].astype(int) - first[:, :-8]).mean() < np.abs(panned.astype(int) - first).mean()
+        app.click(*app.centre("btn_move_reset"))
+        app.wait(lambda p: p["translate"] == [0.0, 0.0], 20, "reset")
+        sx0, sy0, sx1, sy1 = app.probe()["rects"]["move_rotate"]
+        smid = ((sx0 + sx1) // 2, (sy0 + sy1) // 2)
+        app.drag(smid, (smid[0] + (sx1 - sx0) // 8, smid[1]))
+        p = app.wait(lambda p: p["rotate"] > 10, 20, "rotated")
+        app.settled()
+        assert np.abs(app.image().astype(int) - first).mean() > 1
+        app.click(*app.centre("btn_move_reset"))
+        app.wait(lambda p: p["rotate"] == 0.0, 20, "reset")
+        app.click(*app.centre("tab_spatial"))
+        app.click(*app.centre("btn_add_tab"))
+        p = app.wait(lambda p: p["tab"] is not None, 20, "new tab")
+        assert p["tab"]["layer"] == "L0_36_16" and p["grid"] == 16

@@ -20,7 +20,9 @@ import numpy as np
 
 NOISE_MODES = ("const", "random", "none")
 SLIDER_SCALE = 20.0
-STACK_VERSION = 1
+STACK_VERSION = 2  # 2: the StyleGAN3 input transform (written only when one is set, so older files stay 1)
+MAX_TRANSLATE = 100.0  # image widths
+MAX_ROTATE = 1e6  # degrees
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState takes seeds in [0, 2^32)
 MAX_SLIDER = 1000.0  # mu(1000) = e^50 ~ 5e21, still finite in float32
 MAX_ARRAY_ELEMENTS = 1 << 24
@@ -275,6 +277,8 @@ class EditStack:
     noise_mode: str = "const"
     noise_seed: int = 0
     tabs: list[SpatialTab] = field(default_factory=list)
+    translate: tuple[float, float] = (0.0, 0.0)  # StyleGAN3 input transform: image widths (gen_images --translate)
+    rotate: float = 0.0  # degrees, counter-clockwise (gen_images --rotate)
 
     def __post_init__(self) -> None:
         if self.noise_mode not in NOISE_MODES:
@@ -304,6 +308,15 @@ class EditStack:
                 raise EditError(f"direction {d.name!r} holds NaN or infinite values")
         for tab in self.tabs:
             tab.validate()
+        if not isinstance(self.translate, (tuple, list)) or len(self.translate) != 2:
+            raise EditError("translate must be two numbers (x, y)")
+        self.translate = tuple(finite_number(v, "translate", MAX_TRANSLATE) for v in self.translate)
+        self.rotate = finite_number(self.rotate, "rotate", MAX_ROTATE)
+
+    @property
+    def transformed(self) -> bool:
+        """Whether the input transform moves the image (StyleGAN3 models only)."""
+        return self.translate != (0.0, 0.0) or self.rotate != 0.0
 
     def copy(self, **changes) -> EditStack:
         """A copy with some fields replaced (lists copied, arrays shared: arrays are never mutated in place)."""
@@ -317,11 +330,12 @@ class EditStack:
     def to_json(self) -> dict:
         opt = lambda a: None if a is None else encode_array(a)  # noqa: E731
         return {
-            "version": STACK_VERSION, "seed": self.seed, "z": opt(self.z), "w": opt(self.w),
+            "version": STACK_VERSION if self.transformed else 1, "seed": self.seed, "z": opt(self.z), "w": opt(self.w),
             "class_index": self.class_index, "psi": self.psi, "cutoff": self.cutoff, "base": opt(self.base),
             "mix": self.mix.to_json() if self.mix else None,
             "directions": [d.to_json() for d in self.directions], "noise_mode": self.noise_mode,
             "noise_seed": self.noise_seed, "tabs": [t.to_json() for t in self.tabs],
+            **({"translate": list(self.translate), "rotate": self.rotate} if self.transformed else {}),
         }
 
     @classmethod
@@ -342,6 +356,7 @@ class EditStack:
                 directions=[Direction.from_json(x) for x in d.get("directions", [])],
                 noise_mode=str(d.get("noise_mode", "const")), noise_seed=d.get("noise_seed", 0),
                 tabs=[SpatialTab.from_json(x) for x in d.get("tabs", [])],
+                translate=tuple(d.get("translate", (0.0, 0.0))), rotate=d.get("rotate", 0.0),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             if isinstance(e, EditError):

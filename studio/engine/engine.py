@@ -20,9 +20,14 @@ from .renderer import Renderer, RenderResult, check_finite, pick_device, to_uint
 @dataclass
 class LayerInfo:
     name: str
-    resolution: int
+    resolution: int  # side of the image area (StyleGAN3: the sampling rate)
     channels: int
     w_index: int
+    margin: int = 0  # StyleGAN3: map pixels beyond the image on each side
+
+    @property
+    def size(self) -> int:
+        return self.resolution + 2 * self.margin
 
 
 class Engine:
@@ -46,7 +51,8 @@ class Engine:
 
     def layers(self) -> list[LayerInfo]:
         """Every editable/capturable feature map, in network order."""
-        return [LayerInfo(s.name, s.resolution, s.channels, s.w_index) for s in self.renderer.layers.values()]
+        return [LayerInfo(s.name, s.resolution, s.channels, s.w_index, s.margin)
+                for s in self.renderer.layers.values()]
 
     # -------------------------------------------------------------------------------------------- rendering
 
@@ -69,7 +75,8 @@ class Engine:
             s = recipe.stack
             self.renderer.check_stack(s)
             ws = torch.as_tensor(recipe.ws, device=self.renderer.device)[None]
-            result = self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache)
+            result = self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache,
+                                              moves=[(s.translate, s.rotate)])
             check_finite(result.images)  # a non-finite render is refused here, before anyone writes it
             return result
         except EditError as e:

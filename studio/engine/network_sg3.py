@@ -233,14 +233,32 @@ def design_lowpass(taps: int, cutoff: float, width: float, rate: float, radial: 
 def upfirdn2d(x: Tensor, f: Tensor | None, up: int = 1, down: int = 1, padding: tuple[int, int, int, int] = (0,) * 4,
               gain: float = 1.0) -> Tensor:
     """Zero-insert up-sampling by `up`, padding (x0, x1, y0, y1; negative crops), convolution with the FIR `f`
-    ([k] separable, or [k, k]) times `gain`, then keeping every `down`-th sample (NVlabs upfirdn2d)."""
-    n, c, h, w = x.shape
-    if up > 1:
-        x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
-    x = F.pad(x, list(padding))
+    ([k] separable, or [k, k]) times `gain`, then keeping every `down`-th sample (NVlabs upfirdn2d).
+
+    Computed without the zeros: up-sampling is a transposed convolution with stride `up` (the inserted zeros are
+    never multiplied), down-sampling a convolution with stride `down` (the dropped samples are never computed),
+    both depthwise in channels-last layout, where oneDNN runs them ~20x faster than in NCHW."""
     if f is None:
-        return x[:, :, ::down, ::down] * gain if gain != 1 else x[:, :, ::down, ::down]
-    f = (f * gain ** (f.ndim / 2)).to(x.dtype).flip(list(range(f.ndim)))
+        if up > 1:
+            n, c, h, w = x.shape
+            x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
+        x = F.pad(x, list(padding))[:, :, ::down, ::down]
+        return x * gain if gain != 1 else x
+    c = x.shape[1]
+    x = x.contiguous(memory_format=torch.channels_last)
+    f = (f * gain ** (f.ndim / 2)).to(x.dtype)
+    taps = f.shape[-1]
+    if up > 1:
+        if f.ndim == 2:
+            x = F.conv_transpose2d(x, f[None, None].expand(c, 1, -1, -1), stride=up, groups=c)
+        else:
+            x = F.conv_transpose2d(x, f.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), stride=(1, up), groups=c)
+            x = F.conv_transpose2d(x, f.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), stride=(up, 1), groups=c)
+        x0, x1, y0, y1 = padding  # the transposed conv's output, cropped / padded to the padded up-sampled frame
+        x = F.pad(x, [x0 - taps + 1, x1 + up - taps, y0 - taps + 1, y1 + up - taps])
+        return x[:, :, ::down, ::down] if down > 1 else x
+    x = F.pad(x, list(padding)) if any(padding) else x
+    f = f.flip(list(range(f.ndim)))  # a convolution, as NVlabs' (flip_filter=False)
     if f.ndim == 2:
         return F.conv2d(x, f[None, None].expand(c, 1, -1, -1), stride=down, groups=c)
     x = F.conv2d(x, f.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), stride=(1, down), groups=c)

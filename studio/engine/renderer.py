@@ -22,11 +22,14 @@ from torch import Tensor
 
 from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
 from .network import Generator, Stage, SynthesisState, truncate
+from .network_sg3 import input_transform
 from .windowed import Delta, box_area, support, windowed_tail
 
 NOISE_SEED_STRIDE = 1000  # random noise of stage i for noise seed s uses torch seed s * stride + i
 UNIT_DELTA_CACHE = 64  # unit deltas (a x S) kept for fast slider scrubbing
 WINDOW_MAX_AREA = 0.25  # batches whose samples differ over more of a layer than this run densely
+Move = tuple[tuple[float, float], float]  # a StyleGAN3 input move: (translate x, y), rotate degrees
+NO_MOVE: Move = ((0.0, 0.0), 0.0)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -121,6 +124,8 @@ class Renderer:
             if tab.active:
                 self.check_tab(tab)
         stack.validate()
+        if stack.transformed and not self.has_input_transform:
+            raise EditError("translate and rotate move the input of StyleGAN3 models; this StyleGAN2 model has none")
         cfg = self.G.cfg
         latent_shapes = ((cfg.w_dim,), (1, cfg.w_dim), (cfg.num_ws, cfg.w_dim))
         if stack.z is not None and np.shape(stack.z) not in ((cfg.z_dim,), (1, cfg.z_dim)):
@@ -136,10 +141,19 @@ class Renderer:
 
     # -------------------------------------------------------------------------------------------- latents
 
+    @property
+    def has_input_transform(self) -> bool:
+        return hasattr(self.G.synthesis, "input")
+
     def default_layer(self, resolution: int) -> str:
-        """The layer a tab at `resolution` edits by default: the first feature map at that resolution."""
-        for name in (f"b{resolution}.conv0", f"b{resolution}.conv1"):
-            if name in self.layers:
+        """The layer a tab at `resolution` edits by default: the first feature map (in network order; StyleGAN3's
+        Fourier-feature input only if no layer has it) whose image area has that resolution, else the next above."""
+        ordered = sorted(self.layers.items(), key=lambda item: item[1].kind == "input")  # StyleGAN3: layers first
+        for name, stage in ordered:
+            if stage.resolution == resolution:
+                return name
+        for name, stage in ordered:
+            if stage.resolution > resolution:
                 return name
         raise EditError(f"this model has no layer at {resolution}x{resolution}")
 
@@ -192,7 +206,8 @@ class Renderer:
         """One image (batch 1), resuming from the cache where the stack only changed late layers."""
         self.check_stack(stack)
         ws = self.ws_for(stack)[None]
-        return self.synthesize(ws, [stack.tabs], [stack.noise_seed], stack.noise_mode, capture, use_cache, until)
+        return self.synthesize(ws, [stack.tabs], [stack.noise_seed], stack.noise_mode, capture, use_cache, until,
+                               moves=[(stack.translate, stack.rotate)])
 
     def render_many(self, stacks: list[EditStack], capture: tuple[str, ...] = (), until: str | None = None
                     ) -> RenderResult:
@@ -205,20 +220,23 @@ class Renderer:
         shared = all(torch.equal(ws_list[0], w) for w in ws_list[1:])
         ws = ws_list[0][None] if shared else torch.stack(ws_list)
         return self.synthesize(ws, [s.tabs for s in stacks], [s.noise_seed for s in stacks], stacks[0].noise_mode,
-                               capture, use_cache=False, until=until)
+                               capture, use_cache=False, until=until, moves=[(s.translate, s.rotate) for s in stacks])
 
     @torch.no_grad()
     def synthesize(self, ws: Tensor, tabs: list[list[SpatialTab]], noise_seeds: list[int], noise_mode: str,
-                   capture: tuple[str, ...] = (), use_cache: bool = True, until: str | None = None) -> RenderResult:
-        """The core loop. ws [N or 1, num_ws, w_dim]; one tab list and noise seed per sample.  The caller checks
-        the stacks first (`check_stack`: render, render_many and Engine.render_recipe do)."""
+                   capture: tuple[str, ...] = (), use_cache: bool = True, until: str | None = None,
+                   moves: list[Move] | None = None) -> RenderResult:
+        """The core loop. ws [N or 1, num_ws, w_dim]; one tab list, noise seed and input move (translate, rotate:
+        StyleGAN3) per sample.  The caller checks the stacks first (`check_stack`: render, render_many and
+        Engine.render_recipe do)."""
         t0 = time.perf_counter()
         n = len(tabs)
+        moves = moves or [NO_MOVE] * n
         for name in (*capture, *([until] if until else [])):
             if name not in self.layers and name not in {s.name for s in self.stages}:
                 raise EditError(f"no layer named {name!r}; see `ganstudio info` for the list")
         edit_keys = self._edit_keys(tabs)  # [stage][sample] -> what the sample's tabs add at that stage
-        keys = self._stage_keys(ws, edit_keys, noise_seeds, noise_mode)
+        keys = self._stage_keys(ws, edit_keys, noise_seeds, noise_mode, moves)
         context = (n, ws.shape[0], noise_mode, self.half)
         cache = self._cache if use_cache and n == 1 else None
         start = 0
@@ -234,11 +252,16 @@ class Renderer:
                 noise_differs = noise_mode == "random" and len(set(noise_seeds)) > 1 and stage.kind != "torgb"
                 if s.batch == 1 and n > 1 and noise_differs:
                     s = _expand(s, n)
+                transform = None
+                if stage.kind == "input":
+                    if s.batch == 1 and n > 1 and len(set(moves)) > 1:
+                        s = SynthesisState(n)
+                    transform = self._transform(moves if s.batch > 1 else moves[:1])
                 noise = self._noise(stage, noise_mode, noise_seeds if s.batch > 1 else noise_seeds[:1])
-                s = self.G.synthesis.run_stage(stage, s, ws, noise)
+                s = self.G.synthesis.run_stage(stage, s, ws, noise, transform)
                 if s.batch == 1 and n > 1 and len(set(edit_keys[i])) > 1:  # the samples part here, after the conv
                     images = None
-                    if self.windowed and not capture and until is None:
+                    if self.windowed and self.G.synthesis.supports_windows and not capture and until is None:
                         images = self._windowed(i, s, ws, tabs, edit_keys, noise_seeds[:1], noise_mode)
                     if images is not None:
                         return RenderResult(images, ws, {}, start, (time.perf_counter() - t0) * 1000)
@@ -256,7 +279,8 @@ class Renderer:
                 images = images.expand(n, -1, -1, -1)
         feats = {}
         for name in capture:
-            x = states[[st.name for st in self.stages].index(name)].x.float()
+            index = [st.name for st in self.stages].index(name)
+            x = image_area(states[index].x.float(), self.stages[index])
             feats[name] = x.expand(n, -1, -1, -1) if x.shape[0] != n else x
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -326,10 +350,20 @@ class Renderer:
         return [["".join(per_tab[id(t)].get(stage.name, "") for t in sample) for sample in tabs]
                 for stage in self.stages]
 
-    def _stage_keys(self, ws: Tensor, edit_keys: list[list[str]], noise_seeds: list[int], mode: str) -> list[str]:
+    def _stage_keys(self, ws: Tensor, edit_keys: list[list[str]], noise_seeds: list[int], mode: str,
+                    moves: list[Move] | None = None) -> list[str]:
         ws_np = ws.detach().cpu().numpy()
         noise = (mode, tuple(noise_seeds)) if mode == "random" else mode
-        return [_digest(ws_np[:, stage.w_index], noise, edit_keys[i]) for i, stage in enumerate(self.stages)]
+        move = tuple(moves or ())
+        return [_digest(ws_np[:, stage.w_index], noise, edit_keys[i], move if stage.kind == "input" else None)
+                for i, stage in enumerate(self.stages)]
+
+    def _transform(self, moves: list[Move]) -> Tensor | None:
+        """The input transforms [1 or N, 3, 3] of the moves (None when no sample moves: the stored transform)."""
+        if not self.has_input_transform or all(m == NO_MOVE for m in moves):
+            return None
+        mats = np.stack([input_transform(t, r) for t, r in moves])
+        return torch.as_tensor(mats, dtype=torch.float32, device=self.device)
 
     def _delta(self, tabs: list[list[SpatialTab]], stage: Stage) -> Tensor:
         """sum over tabs of S[h,w] * a[c] * mu(v) at this stage, per sample -> [N, C, r, r]."""
@@ -351,11 +385,15 @@ class Renderer:
             if len(self._unit_deltas) > UNIT_DELTA_CACHE:
                 self._unit_deltas.clear()
             sel = torch.as_tensor(resample_grid(tab.selection, stage.resolution), device=self.device)
+            if stage.margin:  # StyleGAN3: the selection covers the image area; the margin receives nothing
+                sel = torch.nn.functional.pad(sel, [stage.margin] * 4)
             a = torch.as_tensor(tab.weights[stage.name], device=self.device, dtype=torch.float32)
             unit = self._unit_deltas[key] = a[:, None, None] * sel[None]
         return unit
 
     def _noise(self, stage: Stage, mode: str, seeds: list[int]) -> Tensor | None:
+        if not self.G.synthesis.has_noise:
+            return None
         if mode != "random":
             return self.G.synthesis.stage_noise(stage, mode, 1, None)
         if stage.kind == "torgb":
@@ -365,6 +403,13 @@ class Renderer:
         maps = [torch.randn([1, 1, r, r], generator=torch.Generator().manual_seed(s * NOISE_SEED_STRIDE + index))
                 for s in seeds]
         return torch.cat(maps).to(self.device)
+
+
+def image_area(x: Tensor, stage: Stage) -> Tensor:
+    """The part of a feature map [N, C, size, size] that covers the image: all of it for StyleGAN2, the central
+    `resolution` square for a StyleGAN3 layer (whose margins lie outside the picture)."""
+    m = stage.margin
+    return x[:, :, m:m + stage.resolution, m:m + stage.resolution] if m else x
 
 
 def _expand(s: SynthesisState, n: int) -> SynthesisState:

@@ -54,7 +54,7 @@ class StudioApp:
     def __init__(self, engine: Engine):
         self.engine = engine
         layers = {li.name: (li.resolution, li.channels) for li in engine.layers()}
-        self.state = StudioState(EditStack(seed=0, psi=0.7), layers)
+        self.state = StudioState(EditStack(seed=0, psi=0.7, class_index=0 if engine.config.c_dim else None), layers)
         self.default_tab_layer = engine.renderer.default_layer(min(16, engine.config.resolution))
         self.state.set_directions(engine.data.load_directions())
         for tab in engine.data.load_tabs(check=engine.renderer.check_tab):
@@ -280,7 +280,8 @@ class StudioApp:
         from .panel_spatial import SpatialPanel
         from .statusbar import StatusBar
 
-        self.canvas = Canvas(self.state, self.engine.config.resolution)
+        self.canvas = Canvas(self.state, self.engine.config.resolution,
+                             pannable=self.engine.renderer.has_input_transform)
         self.generate_panel = GeneratePanel(self)
         self.attributes = AttributesPanel(self)
         self.spatial = SpatialPanel(self)
@@ -304,7 +305,8 @@ class StudioApp:
                 with dpg.menu(label="Help"):
                     dpg.add_text("G generate, U update, Space previous, F favourite, R record,\n"
                                  "Ctrl+Z/Y undo/redo strokes, Ctrl+S save tab.\n"
-                                 "Paint: left +1, right -1, ctrl erase; drag paints a rectangle.")
+                                 "Paint: left +1, right -1, ctrl erase; drag paints a rectangle.\n"
+                                 "StyleGAN3: middle or Shift + left drag pans the picture.")
             with dpg.group(horizontal=True):
                 with dpg.group():
                     self.canvas.build()
@@ -368,6 +370,9 @@ class StudioApp:
                     break
                 self._pump()
                 self.canvas.handle_mouse()
+                if self.canvas.panned:
+                    self.canvas.panned = False
+                    self.generate_panel.refresh()
                 self.canvas.draw_grid()
                 self.statusbar.update()
                 self.batch.frame()
@@ -400,6 +405,7 @@ class StudioApp:
         tab = self.state.tab
         rects = {}
         for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
+                     "move_rotate", "btn_move_reset", "class_index",
                      "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
                      "btn_rank"):
             if dpg.does_item_exist(item) and dpg.is_item_visible(item):
@@ -411,7 +417,8 @@ class StudioApp:
             "tab": None if tab is None else {"name": tab.name, "value": tab.value, "layer": tab.layers[0],
                                              "selection_sum": float(np.abs(tab.selection).sum()),
                                              "channels": int(np.count_nonzero(tab.weights[tab.layers[0]]))},
-            "seed": self.state.stack.seed, "render_ms": self.render_ms,
+            "seed": self.state.stack.seed, "render_ms": self.render_ms, "class": self.state.stack.class_index,
+            "translate": list(self.state.stack.translate), "rotate": self.state.stack.rotate,
             "ranked": [c for c, _ in self.state.ranked[:5]],
             "batch": None if self.batch.progress is None else {
                 "done": self.batch.progress.done, "total": self.batch.progress.total,

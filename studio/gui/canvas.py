@@ -31,8 +31,11 @@ def overlay_colours(fmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Canvas:
-    def __init__(self, state: StudioState, resolution: int):
+    def __init__(self, state: StudioState, resolution: int, pannable: bool = False):
         self.state = state
+        self.pannable = pannable  # StyleGAN3: a middle (or Shift + left) drag moves the input
+        self._pan: tuple[tuple[float, float], tuple[float, float]] | None = None  # (mouse start, translate start)
+        self.panned = False
         self.res = resolution
         self.zoom = zoom_for(resolution)
         self.size = resolution * self.zoom
@@ -136,6 +139,8 @@ class Canvas:
         right = dpg.is_mouse_button_down(dpg.mvMouseButton_Right)
         hovered = dpg.is_item_hovered("canvas")
         pos = dpg.get_drawing_mouse_pos() if hovered else None
+        if self.pannable and self._drag is None and self._handle_pan(left, hovered, pos):
+            return
         if self._drag is None:
             if hovered and (left or right):
                 cell = self.cell_at(pos)
@@ -153,6 +158,24 @@ class Canvas:
             dpg.delete_item("layer_drag", children_only=True)
             if end is not None:
                 self.state.paint(start, end, mode)
+
+    def _handle_pan(self, left: bool, hovered: bool, pos) -> bool:
+        """A middle or Shift + left drag pans the StyleGAN3 input: the picture follows the mouse."""
+        middle = dpg.is_mouse_button_down(dpg.mvMouseButton_Middle)
+        shift = dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)
+        if self._pan is None:
+            if hovered and pos is not None and (middle or (shift and left)):
+                self._pan = (tuple(pos), self.state.stack.translate)
+                return True
+            return False
+        if not (middle or left):
+            self._pan = None
+            self.panned = True  # the app refreshes the transform sliders
+            return True
+        mouse = dpg.get_drawing_mouse_pos()
+        (x0, y0), (tx, ty) = self._pan
+        self.state.set_move(translate=(tx + (mouse[0] - x0) / self.size, ty + (mouse[1] - y0) / self.size))
+        return True
 
     def _draw_drag(self, a: tuple[int, int], b: tuple[int, int]) -> None:
         cell = self.size / self.state.tab_grid()

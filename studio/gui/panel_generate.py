@@ -22,11 +22,19 @@ class GeneratePanel:
                  "roll a new random seed and render it")
             tooltip(dpg.add_button(label="Update (U)", callback=lambda: self.app.update()),
                  "re-render the current latent with all sliders and tabs")
+        c_dim = self.app.engine.config.c_dim
+        if c_dim:
+            dpg.add_input_int(label=f"class (0-{c_dim - 1})", tag="class_index", width=140, min_value=0,
+                              max_value=c_dim - 1, min_clamped=True, max_clamped=True, on_enter=True,
+                              default_value=st.stack.class_index or 0, callback=lambda s, a: self._class(a))
+            tooltip("class_index", "the class of this conditional model")
         dpg.add_slider_float(label="quality (psi)", tag="psi", min_value=0.0, max_value=1.5, width=260,
                              default_value=st.stack.psi, callback=lambda s, a: self._psi(a))
         tooltip("psi", "truncation: 0 = the average (or base) image, 1 = untruncated")
         dpg.add_combo(NOISE_MODES, label="noise", tag="noise", default_value=st.stack.noise_mode, width=120,
                       callback=lambda s, a: self._noise(a))
+        if self.app.engine.renderer.has_input_transform:
+            self._build_move()
         with dpg.group(horizontal=True):
             tooltip(dpg.add_button(label="Set as base", callback=lambda: self.app.set_base()),
                  "truncate toward this image instead of the average")
@@ -45,11 +53,40 @@ class GeneratePanel:
             dpg.add_input_text(tag="save_path", width=300, default_value="portraits/image.png")
             dpg.add_button(label="Save PNG", callback=lambda: self.app.save_png(dpg.get_value("save_path")))
 
+    def _build_move(self) -> None:
+        """StyleGAN3's input transform (gen_images.py --translate / --rotate); a middle or Shift drag on the
+        canvas pans too."""
+        st = self.state.stack
+        dpg.add_text("Input transform (StyleGAN3)")
+        for axis, tag in ((0, "move_x"), (1, "move_y")):
+            dpg.add_slider_float(label=f"translate {'xy'[axis]}", tag=tag, min_value=-1.0, max_value=1.0, width=260,
+                                 default_value=st.translate[axis], callback=lambda s, a, axis=axis: self._move(axis, a))
+        tooltip("move_x", "image widths; or drag the canvas with the middle button (or Shift + left)")
+        dpg.add_slider_float(label="rotate (deg)", tag="move_rotate", min_value=-180.0, max_value=180.0, width=260,
+                             default_value=st.rotate, callback=lambda s, a: self.state.set_move(rotate=a))
+        dpg.add_button(label="Reset transform", tag="btn_move_reset",
+                       callback=lambda: self.state.set_move((0.0, 0.0), 0.0) or self.refresh())
+
     def refresh(self) -> None:
         st = self.state.stack
         dpg.set_value("seed", st.seed if st.seed is not None else 0)
         dpg.set_value("psi", st.psi)
         dpg.set_value("noise", st.noise_mode)
+        if dpg.does_item_exist("class_index"):
+            dpg.set_value("class_index", st.class_index or 0)
+        if dpg.does_item_exist("move_x"):
+            dpg.set_value("move_x", st.translate[0])
+            dpg.set_value("move_y", st.translate[1])
+            dpg.set_value("move_rotate", st.rotate)
+
+    def _class(self, value: int) -> None:
+        self.state.stack.class_index = int(value)
+        self.state.touch()
+
+    def _move(self, axis: int, value: float) -> None:
+        t = list(self.state.stack.translate)
+        t[axis] = float(value)
+        self.state.set_move(translate=(t[0], t[1]))
 
     def _seed(self, value: int) -> None:
         self.app.push_previous()

@@ -79,6 +79,14 @@ class StudioState:
                 d.strength = float(strength)
         self.touch()
 
+    def set_move(self, translate: tuple[float, float] | None = None, rotate: float | None = None) -> None:
+        """The StyleGAN3 input transform: translate in image widths, rotate in degrees."""
+        if translate is not None:
+            self.stack.translate = (float(translate[0]), float(translate[1]))
+        if rotate is not None:
+            self.stack.rotate = float(rotate)
+        self.touch()
+
     def combined_direction(self, name: str) -> Direction:
         """sum_k alpha_k a_k of the current sliders, saved as a new attribute (the original's "combine")."""
         total = sum((d.strength * d.vector for d in self.stack.directions if d.strength), np.zeros(1, np.float32))
