@@ -541,6 +541,47 @@ def _weights_only_blob() -> bytes:
     return buf.getvalue()
 
 
+def network_cases() -> list[tuple[str, str, str, bytes]]:
+    """StyleGAN3 and TensorFlow pickles, broken: truncations, byte flips, code in the build source, cyclic or
+    malformed components and variables."""
+    from .conftest import random_generator
+    from .tf_format import fake_tflib, tf_pickle
+
+    cases: list[tuple[str, str, str, bytes]] = []
+    add = lambda name, data: cases.append((name, "load_model", "x.pkl", data))  # noqa: E731
+    sg3 = (Path(__file__).parent / "fixtures" / "sg3r_c2_16.pkl").read_bytes()
+    tf = tf_pickle(random_generator())
+    rng = np.random.default_rng(1)
+    for tag, clean in (("sg3", sg3), ("tf", tf)):
+        for cut in (100, len(clean) // 3, len(clean) - 1):
+            add(f"{tag}-cut-{cut}", clean[:cut])
+        for i in range(10):
+            data = bytearray(clean)
+            for pos in rng.integers(0, len(data), size=1 + i % 3):
+                data[pos] = int(rng.integers(0, 256))
+            add(f"clean-flip-{tag}-{i}", bytes(data))
+    code = f"import os\nos.system('touch {MARKER}')\n"
+    add("tf-loads-code-in-build-src", tf_pickle(random_generator(), build_src=code))  # loads; the code never runs
+    add("tf-code-in-build-src-unknown-kwarg", tf_pickle(random_generator(), build_src=code, extra_kwargs={"x": 1}))
+    with fake_tflib() as Network:
+        def net(**state):
+            return Network({"version": 4, "name": "Gs", "static_kwargs": {}, "components": {},
+                            "build_func_name": "G_main", "variables": [], **state})
+        loop = net()
+        loop.state["components"] = {"mapping": loop, "synthesis": loop}
+        add("tf-cyclic-components", pickle.dumps((loop,), protocol=3))
+
+        def gs(**state):
+            return net(components={"mapping": net(name="G_mapping"), "synthesis": net(name="G_synthesis")}, **state)
+        add("tf-variables-dict", pickle.dumps((gs(variables={"a": 1}),), protocol=3))
+        add("tf-variable-not-array", pickle.dumps((gs(variables=[("dlatent_avg", "x" * 100)]),), protocol=3))
+        add("tf-version-3", pickle.dumps((gs(version=3),), protocol=3))
+        add("tf-kwargs-list", pickle.dumps((gs(static_kwargs=[1, 2]),), protocol=3))
+        add("tf-no-synthesis-layers", pickle.dumps((gs(),), protocol=3))
+        add("tf-stylegan1", pickle.dumps((gs(build_func_name="G_style"),), protocol=3))
+    return cases
+
+
 def build(category: str, workdir: Path) -> tuple[list, Path, Path | None]:
     """The cases of one category, the clean model file checked after each, and the model recipes render with."""
     from studio.engine.engine import Engine
@@ -562,6 +603,8 @@ def build(category: str, workdir: Path) -> tuple[list, Path, Path | None]:
         return zip_cases(buf.getvalue()), clean_pkl, None
     if category == "safetensors":
         return safetensors_cases(own.read_bytes()), clean_pkl, None
+    if category == "networks":
+        return network_cases(), clean_pkl, None
     if category == "pngs":
         eng = Engine.open(own, data_root=workdir / "data")
         from studio.engine.edits import EditStack

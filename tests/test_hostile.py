@@ -12,8 +12,9 @@ import pytest
 
 from .conftest import REPO
 
-CATEGORIES = ("pickles", "zips", "safetensors", "pngs")
-MAY_LOAD = ("clean-flip-",)  # random byte flips in tensor data give a valid file with other weights
+CATEGORIES = ("pickles", "zips", "safetensors", "pngs", "networks")
+MAY_LOAD = ("clean-flip-",  # random byte flips in tensor data give a valid file with other weights
+            "tf-loads-")  # a valid TF pickle whose build source would run code: it loads, the code never runs
 SECONDS = 5.0
 RSS_MB = 1024
 

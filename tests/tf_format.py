@@ -98,7 +98,7 @@ def tf_variables(G: Generator) -> tuple[list, list]:
 
 
 def tf_pickle(G: Generator, extra_kwargs: dict | None = None, build_func: str = "G_main",
-              synthesis_func: str = "G_synthesis_stylegan2") -> bytes:
+              synthesis_func: str = "G_synthesis_stylegan2", build_src: str = BUILD_SRC) -> bytes:
     """(G, D, Gs) with G and Gs holding G's weights (D empty), protocol 3, as the TF repository wrote them."""
     cfg = G.cfg
     kwargs = dict(num_channels=cfg.img_channels, resolution=cfg.resolution, label_size=cfg.c_dim,
@@ -109,7 +109,7 @@ def tf_pickle(G: Generator, extra_kwargs: dict | None = None, build_func: str = 
     with fake_tflib() as Network:
         def net(name, func, variables, components=None):
             return Network(dict(version=4, name=name, static_kwargs=kwargs, components=components or {},
-                                build_module_src=BUILD_SRC, build_func_name=func, variables=variables))
+                                build_module_src=build_src, build_func_name=func, variables=variables))
         def gen(name):
             return net(name, build_func, [("dlatent_avg", G.mapping.w_avg.numpy().copy())], dict(
                 mapping=net("G_mapping", "G_mapping", mapping_vars),
