@@ -162,3 +162,15 @@ def test_a_layer_that_disagrees_with_its_config_is_named(tmp_path):
     layer.state["padding"] = [1, 2, 3, 4]
     with pytest.raises(ModelLoadError, match="L5_52_32: stored padding"):
         check_against_plan(cfg, g.modules["synthesis"])
+
+
+def test_memory_budget_counts_a_stylegan3_render_before_allocating(tmp_path):
+    from studio.engine.loaders import check_budget, render_bytes
+
+    cfg = SG3Config()  # NVlabs' 1024 px T defaults
+    assert render_bytes(cfg) > 200 * 2**20  # maps with margins and the up-sampled temporaries
+    with pytest.raises(ModelLoadError, match="memory budget"):
+        check_budget(cfg, 30_000_000, budget=64 * 2**20)
+    pkl, _ = _paths("sg3t_c3_64")
+    with pytest.raises(ModelLoadError, match="memory budget"):
+        load_model(pkl, budget=2 * 2**20)

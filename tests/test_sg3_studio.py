@@ -105,6 +105,27 @@ def test_shared_w_batch_and_mixed_batches_equal_single_renders(engine):
     assert torch.equal(batch.images, torch.cat([R.render(s, use_cache=False).images for s in mixed]))
 
 
+def test_batches_beyond_the_memory_limit_render_in_parts_with_the_same_result(engine, monkeypatch):
+    from studio.engine.renderer import batch_limit
+
+    R = engine.renderer
+    assert 1 <= R.batch_limit <= 64
+    monkeypatch.setenv("GANSTUDIO_MEMORY_BUDGET_GB", "0.001")
+    assert batch_limit(R.G) == 1  # a budget below one render still renders, one sample at a time
+    shared = [EditStack(seed=6, tabs=[_tab(engine, value=v)]) for v in (0.0, 20.0, -40.0, 80.0, 10.0)]
+    mixed = [EditStack(seed=s, rotate=s) for s in range(5)]
+    for stacks in (shared, mixed):
+        whole = R.render_many(stacks)
+        R.batch_limit = 2
+        parts = R.render_many(stacks)
+        R.batch_limit = 64
+        assert parts.ws.shape == whole.ws.shape
+        if stacks is mixed:  # each sample alone in its convolutions: exact
+            assert torch.equal(parts.images, whole.images)
+        else:  # one batched convolution per part: the batch size changes the rounding
+            assert torch.allclose(parts.images, whole.images, atol=1e-5)
+
+
 def test_translate_and_rotate_move_the_picture(engine):
     R = engine.renderer
     base = R.render(EditStack(seed=1), use_cache=False).images[0]

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
+from .loaders import memory_budget_bytes, render_bytes
 from .network import Generator, Stage, SynthesisState, truncate
 from .network_sg3 import input_transform
 from .windowed import Delta, box_area, support, windowed_tail
@@ -30,6 +31,7 @@ UNIT_DELTA_CACHE = 64  # unit deltas (a x S) kept for fast slider scrubbing
 WINDOW_MAX_AREA = 0.25  # batches whose samples differ over more of a layer than this run densely
 Move = tuple[tuple[float, float], float]  # a StyleGAN3 input move: (translate x, y), rotate degrees
 NO_MOVE: Move = ((0.0, 0.0), 0.0)
+MAX_BATCH = 64  # at most this many samples in one batch, memory permitting
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -113,6 +115,7 @@ class Renderer:
         self._unit_deltas: dict[tuple, Tensor] = {}
         self._base_memo: tuple | None = None  # (key, states) of the last shared base of a windowed batch
         self.windowed = True  # False: batches that part late run densely (the baseline in tests and benchmarks)
+        self.batch_limit = batch_limit(G)
 
     # -------------------------------------------------------------------------------------------- checks
 
@@ -211,9 +214,13 @@ class Renderer:
 
     def render_many(self, stacks: list[EditStack], capture: tuple[str, ...] = (), until: str | None = None
                     ) -> RenderResult:
-        """Several images in one batch; shares the modulated weights when all stacks resolve to one w."""
+        """Several images in one batch; shares the modulated weights when all stacks resolve to one w.  A batch
+        larger than memory allows (`batch_limit`) is rendered in parts, with the same result."""
         if len({s.noise_mode for s in stacks}) != 1:
             raise EditError("a batch must use one noise mode")
+        if len(stacks) > self.batch_limit:
+            k = self.batch_limit
+            return _concat([self.render_many(stacks[i:i + k], capture, until) for i in range(0, len(stacks), k)])
         for s in stacks:
             self.check_stack(s)
         ws_list = [self.ws_for(s) for s in stacks]
@@ -403,6 +410,24 @@ class Renderer:
         maps = [torch.randn([1, 1, r, r], generator=torch.Generator().manual_seed(s * NOISE_SEED_STRIDE + index))
                 for s in seeds]
         return torch.cat(maps).to(self.device)
+
+
+def batch_limit(G: Generator, most: int = MAX_BATCH) -> int:
+    """How many samples one batch may hold: the memory budget less the weights, over one render's memory (a
+    StyleGAN3-T at 256 px needs ~1.4 GB per sample, so a batch of 32 would not fit a 24 GB machine)."""
+    weights = 4 * sum(t.numel() for t in G.state_dict().values())
+    free = memory_budget_bytes() - weights
+    return max(1, min(most, free // max(render_bytes(G.cfg), 1)))
+
+
+def _concat(parts: list[RenderResult]) -> RenderResult:
+    """One result from the results of consecutive parts of a batch."""
+    n = [p.images.shape[0] if p.images is not None else next(iter(p.features.values())).shape[0] for p in parts]
+    shared = all(p.ws.shape[0] == 1 for p in parts) and all(torch.equal(parts[0].ws, p.ws) for p in parts)
+    ws = parts[0].ws if shared else torch.cat([p.ws.expand(k, -1, -1) for p, k in zip(parts, n, strict=True)])
+    images = None if parts[0].images is None else torch.cat([p.images for p in parts])
+    features = {name: torch.cat([p.features[name] for p in parts]) for name in parts[0].features}
+    return RenderResult(images, ws, features, min(p.first_stage for p in parts), sum(p.ms for p in parts))
 
 
 def image_area(x: Tensor, stage: Stage) -> Tensor:
