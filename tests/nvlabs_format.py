@@ -19,6 +19,23 @@ from studio.engine.network import Generator
 
 
 @contextmanager
+def fake_modules(modules: dict[str, types.ModuleType]):
+    """Register modules (and their parent packages) in sys.modules for the duration, then restore what was there."""
+    names = {n for full in modules for n in [".".join(full.split(".")[:i + 1]) for i in range(full.count(".") + 1)]}
+    saved = {k: sys.modules.get(k) for k in names}
+    sys.modules.update({n: types.ModuleType(n) for n in names - set(modules)})
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+@contextmanager
 def fake_nvlabs_modules():
     """Temporarily register `torch_utils.persistence` and `dnnlib.util` so pickle can name their globals."""
     persistence = types.ModuleType("torch_utils.persistence")
@@ -36,17 +53,8 @@ def fake_nvlabs_modules():
     EasyDict.__qualname__ = "EasyDict"
     persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
     util.EasyDict = EasyDict
-    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")}
-    sys.modules.update({"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
-                        "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util})
-    try:
+    with fake_modules({"torch_utils.persistence": persistence, "dnnlib.util": util}):
         yield persistence, util
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 class _Persistent:

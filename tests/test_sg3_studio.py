@@ -109,7 +109,7 @@ def test_batches_beyond_the_memory_limit_render_in_parts_with_the_same_result(en
     from studio.engine.renderer import batch_limit
 
     R = engine.renderer
-    assert 1 <= R.batch_limit <= 64
+    assert R.batch_limit == 2  # StyleGAN3 on the CPU
     monkeypatch.setenv("GANSTUDIO_MEMORY_BUDGET_GB", "0.001")
     assert batch_limit(R.G) == 1  # a budget below one render still renders, one sample at a time
     shared = [EditStack(seed=6, tabs=[_tab(engine, value=v)]) for v in (0.0, 20.0, -40.0, 80.0, 10.0)]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import pickle
-import sys
 import types
 from contextlib import contextmanager
 
 import numpy as np
 
 from studio.engine.network import Generator
+
+from .nvlabs_format import fake_modules
 
 BUILD_SRC = "import os\nos.system('touch GANSTUDIO_TF_TEST_RAN')\n"
 
@@ -35,18 +36,8 @@ def fake_tflib():
     Network.__module__ = mod.__name__
     Network.__qualname__ = "Network"
     mod.Network = Network
-    names = ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")
-    saved = {k: sys.modules.get(k) for k in names}
-    sys.modules.update({"dnnlib": types.ModuleType("dnnlib"), "dnnlib.tflib": types.ModuleType("dnnlib.tflib"),
-                        "dnnlib.tflib.network": mod})
-    try:
+    with fake_modules({"dnnlib.tflib.network": mod}):
         yield Network
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 def _conv(w: np.ndarray, flip: bool = False) -> np.ndarray:

@@ -473,13 +473,15 @@ def truncate(ws: Tensor, center: Tensor, psi: float, cutoff: int | None = None) 
 
 
 class Generator(nn.Module):
-    """z (+ class) -> mapping -> ws -> synthesis -> image."""
+    """z (+ class) -> mapping -> ws -> synthesis -> image.  network_sg3.Generator swaps in its synthesis."""
+
+    synthesis_network = SynthesisNetwork
 
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
         self.mapping = MappingNetwork(cfg)
-        self.synthesis = SynthesisNetwork(cfg)
+        self.synthesis = self.synthesis_network(cfg)
 
     @property
     def w_avg(self) -> Tensor:

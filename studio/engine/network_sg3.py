@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .network import LRELU_GAIN, LRELU_SLOPE, NORM_EPS, FullyConnected, MappingNetwork, Stage, SynthesisState, truncate
+from . import network
+from .network import LRELU_GAIN, LRELU_SLOPE, NORM_EPS, FullyConnected, Stage, SynthesisState
 
 CONFIGS = {"T": dict(conv_kernel=3, use_radial_filters=False), "R": dict(conv_kernel=1, use_radial_filters=True)}
 
@@ -451,23 +452,10 @@ class SynthesisNetwork(nn.Module):
         return s.img
 
 
-class Generator(nn.Module):
-    """z (+ class) -> mapping -> ws -> alias-free synthesis -> image."""
+class Generator(network.Generator):
+    """z (+ class) -> mapping (as StyleGAN2's) -> ws -> alias-free synthesis -> image."""
 
-    def __init__(self, cfg: SG3Config):
-        super().__init__()
-        self.cfg = cfg
-        self.mapping = MappingNetwork(cfg)
-        self.synthesis = SynthesisNetwork(cfg)
-
-    @property
-    def w_avg(self) -> Tensor:
-        return self.mapping.w_avg
-
-    def map(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None) -> Tensor:
-        w = self.mapping(z, c)
-        ws = w.unsqueeze(1).repeat([1, self.cfg.num_ws, 1])
-        return truncate(ws, self.w_avg, psi, cutoff)
+    synthesis_network = SynthesisNetwork
 
     def forward(self, z: Tensor, c: Tensor | None = None, psi: float = 1.0, cutoff: int | None = None,
                 transform: Tensor | None = None, **_ignored) -> Tensor:
