@@ -196,8 +196,8 @@ def bench_sg3(name: str, G, theirs, why: str, repeats: int, batch: int) -> None:
     stacks = [EditStack(seed=1, psi=0.7, tabs=[edit_tab(R, layer, v)]) for v in np.linspace(-80, 80, batch)]
     b1 = median_ms(lambda: R.render(stacks[0], use_cache=False), repeats)
     bn = median_ms(lambda: R.render_many(stacks), 1)
-    print(f"shared-w batch of {batch} (dense: no windows for StyleGAN3; {R.batch_limit} samples per part, the "
-          f"memory limit): {batch / bn * 1000:6.2f} images/s vs batch 1 {1000 / b1:6.2f} images/s -> "
+    print(f"shared-w batch of {batch} (dense: no windows for StyleGAN3; {R.batch_limit} samples per part: "
+          f"Renderer.batch_limit): {batch / bn * 1000:6.2f} images/s vs batch 1 {1000 / b1:6.2f} images/s -> "
           f"{b1 * batch / bn:.2f}x")
 
 

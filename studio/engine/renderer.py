@@ -32,7 +32,7 @@ WINDOW_MAX_AREA = 0.25  # batches whose samples differ over more of a layer than
 Move = tuple[tuple[float, float], float]  # a StyleGAN3 input move: (translate x, y), rotate degrees
 NO_MOVE: Move = ((0.0, 0.0), 0.0)
 MAX_BATCH = 64  # at most this many samples in one batch, memory permitting
-CPU_SG3_BATCH = 2  # StyleGAN3 on the CPU: larger batches are slower per image (working set beyond the caches)
+CPU_SG3_BATCH = 1  # StyleGAN3 on the CPU: batches are slower per image (working set beyond the caches), see batch_limit
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -416,7 +416,8 @@ class Renderer:
 def batch_limit(G: Generator, most: int = MAX_BATCH) -> int:
     """How many samples one batch may hold: the memory budget less the weights, over one render's memory (a
     StyleGAN3-T at 256 px needs ~1.4 GB per sample, so a batch of 32 would not fit a 24 GB machine).  StyleGAN3
-    on the CPU: at most 2, the fastest per image (bench: a shared-w batch of 8 runs 0.7x as many images/s)."""
+    on the CPU: one sample at a time, the fastest per image (bench/render.py --sg3: a shared-w batch of 32 in parts
+    of 8 / 4 / 2 ran 0.72x / 0.69x / 0.80x the images/s of batch 1), and each then equals its single render."""
     if G.cfg.family == "stylegan3" and G.w_avg.device.type == "cpu":
         most = min(most, CPU_SG3_BATCH)
     weights = 4 * sum(t.numel() for t in G.state_dict().values())
