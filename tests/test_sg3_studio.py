@@ -125,6 +125,11 @@ def test_batches_beyond_the_memory_limit_render_in_parts_with_the_same_result(en
             assert torch.equal(parts.images, whole.images)
         else:  # one batched convolution per part: the batch size changes the rounding
             assert torch.allclose(parts.images, whole.images, atol=1e-5)
+    R.batch_limit = 2
+    layer = R.default_layer(16)
+    early = R.render_many(mixed, until=layer)  # stopped early, nothing captured: no images, the ws of all five
+    captured = R.render_many(mixed, capture=(layer,), until=layer)
+    assert early.images is None and early.ws.shape[0] == 5 and captured.features[layer].shape[0] == 5
 
 
 def test_translate_and_rotate_move_the_picture(engine):

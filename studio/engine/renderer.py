@@ -221,7 +221,8 @@ class Renderer:
             raise EditError("a batch must use one noise mode")
         if len(stacks) > self.batch_limit:
             k = self.batch_limit
-            return _concat([self.render_many(stacks[i:i + k], capture, until) for i in range(0, len(stacks), k)])
+            parts = [stacks[i:i + k] for i in range(0, len(stacks), k)]
+            return _concat([self.render_many(p, capture, until) for p in parts], [len(p) for p in parts])
         for s in stacks:
             self.check_stack(s)
         ws_list = [self.ws_for(s) for s in stacks]
@@ -425,9 +426,8 @@ def batch_limit(G: Generator, most: int = MAX_BATCH) -> int:
     return max(1, min(most, free // max(render_bytes(G.cfg), 1)))
 
 
-def _concat(parts: list[RenderResult]) -> RenderResult:
-    """One result from the results of consecutive parts of a batch."""
-    n = [p.images.shape[0] if p.images is not None else next(iter(p.features.values())).shape[0] for p in parts]
+def _concat(parts: list[RenderResult], n: list[int]) -> RenderResult:
+    """One result from the results of consecutive parts of a batch (part i holds n[i] samples)."""
     shared = all(p.ws.shape[0] == 1 for p in parts) and all(torch.equal(parts[0].ws, p.ws) for p in parts)
     ws = parts[0].ws if shared else torch.cat([p.ws.expand(k, -1, -1) for p, k in zip(parts, n, strict=True)])
     images = None if parts[0].images is None else torch.cat([p.images for p in parts])
