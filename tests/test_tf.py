@@ -74,3 +74,14 @@ def test_a_missing_variable_is_named(tmp_path):
     (tmp_path / "net.pkl").write_bytes(data)
     with pytest.raises(ModelLoadError, match="16x16/Conv1/mod_bias"):
         load_model(tmp_path / "net.pkl")
+
+
+def test_orig_without_build_arguments_reads_everything_from_the_variables(tmp_path):
+    G = random_generator(resolution=16, architecture="orig")
+    (tmp_path / "net.pkl").write_bytes(tf_pickle(G, omit=("resolution", "architecture", "fmap_base", "fmap_max",
+                                                          "latent_size", "dlatent_size", "mapping_layers")))
+    m = load_model(tmp_path / "net.pkl")
+    assert m.config.architecture == "orig" and m.config.resolution == 16
+    z = torch.randn(2, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(m.generator(z), G(z))

@@ -89,13 +89,14 @@ def tf_variables(G: Generator) -> tuple[list, list]:
 
 
 def tf_pickle(G: Generator, extra_kwargs: dict | None = None, build_func: str = "G_main",
-              synthesis_func: str = "G_synthesis_stylegan2", build_src: str = BUILD_SRC) -> bytes:
+              synthesis_func: str = "G_synthesis_stylegan2", build_src: str = BUILD_SRC, omit: tuple = ()) -> bytes:
     """(G, D, Gs) with G and Gs holding G's weights (D empty), protocol 3, as the TF repository wrote them."""
     cfg = G.cfg
     kwargs = dict(num_channels=cfg.img_channels, resolution=cfg.resolution, label_size=cfg.c_dim,
                   latent_size=cfg.z_dim, dlatent_size=cfg.w_dim, fmap_base=cfg.channel_base // 2,
                   fmap_max=cfg.channel_max, mapping_layers=cfg.mapping_layers, architecture=cfg.architecture,
                   **({"conv_clamp": cfg.conv_clamp} if cfg.conv_clamp is not None else {}), **(extra_kwargs or {}))
+    kwargs = {k: v for k, v in kwargs.items() if k not in omit}
     mapping_vars, synthesis_vars = tf_variables(G)
     with fake_tflib() as Network:
         def net(name, func, variables, components=None):

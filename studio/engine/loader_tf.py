@@ -107,10 +107,12 @@ def read_tf(data: object) -> tuple[GeneratorConfig, dict[str, Tensor], list[str]
         raise ModelLoadError("a conditional generator of the original StyleGAN2 code (LabelConcat): only "
                              "stylegan2-ada's LabelEmbed conditioning is read")
     arch = kw.get("architecture") or "skip"
+    blocks = [int(m.group(1)) for n in tf if (m := re.fullmatch(r"synthesis/(\d+)x\1/Conv1?/weight", n))]
+    resolution = max(blocks, default=4)
     for name in list(tf):
         m = re.fullmatch(r"synthesis/ToRGB_lod(\d+)/(.*)", name)
         if m:
-            r = int(kw.get("resolution", 1024)) // 2 ** int(m.group(1))
+            r = resolution // 2 ** min(int(m.group(1)), 16)
             tf[f"synthesis/{r}x{r}/ToRGB/{m.group(2)}"] = tf[name]
             arch = "orig"
     if arch not in TF_ARCHITECTURES:
