@@ -93,7 +93,9 @@ def test_combinatorics_and_spectrum(engine, tmp_path):
     t2.name = "other"
     combo = jobs.fmap_combinatoric([EditStack(seed=1, tabs=[t1, t2])], k=2)
     assert sorted((it.stack.tabs[0].value, it.stack.tabs[1].value) for it in combo.items) == [
-        (20, -80), (20, -40), (40, -80), (40, -40)]
+        (0, -80), (0, 0), (40, -80), (40, 0)]  # from the start value (0) to each tab's value, both included
+    five = jobs.fmap_combinatoric([EditStack(seed=1, tabs=[_tab(engine, 20)])], k=5)
+    assert [it.stack.tabs[0].value for it in five.items] == [0, 5, 10, 15, 20]
     with pytest.raises(EditError, match="slider"):
         jobs.attribute_spectrum(EditStack(seed=1), 3)
     folder, manifest = _run(combo, engine, tmp_path / "out")
@@ -207,7 +209,7 @@ def test_folder_and_new_latent_combinatorics(engine, tmp_path):
     (src / "junk.txt").write_text("x")
     tab = _tab(engine, 60)
     job = jobs.folder_combinatoric(engine, EditStack(seed=0, noise_mode="random", tabs=[tab]), src, k=2)
-    assert [it.name for it in job.items] == ["a_0000_mouth+30.png", "a_0001_mouth+60.png"]
+    assert [it.name for it in job.items] == ["a_0000_mouth+0.png", "a_0001_mouth+60.png"]
     assert all(it.stack.seed == 5 and it.stack.noise_seed == 9 for it in job.items)
     assert len(job.problems) == 1 and "junk.txt" in job.problems[0]
     nl = jobs.new_latent_combinatoric(EditStack(seed=0, tabs=[tab]), n=3, k=2, seed=1)

@@ -49,6 +49,22 @@ def test_tabs_names_weights_and_stack(state):
     assert [t.name for t in state.stack.tabs] == ["t"] and state.tab.name == "t"
 
 
+def test_add_top_channels_skips_those_set_and_rename_keeps_strokes(state):
+    tab = state.add_tab("mouth", "b16.conv0")
+    state.set_weights_text("5")
+    state.ranked = [(5, 0.9), (9, 0.8), (12, 0.7), (3, 0.6)]
+    assert state.add_top_channels(3) == [9, 12, 3]  # channel 5 is not weighted twice
+    assert list(np.flatnonzero(tab.weights["b16.conv0"])) == [3, 5, 9, 12] and tab.weights["b16.conv0"].max() == 1
+    state.paint((1, 1), (2, 2), "+")
+    state.add_tab("other", "b8.conv1")
+    with pytest.raises(EditError, match="exists already"):
+        state.rename_tab("mouth")
+    state.active_tab = 0
+    state.rename_tab("mouth_open")
+    state.undo()  # the stroke made before the rename is still undone on the renamed tab
+    assert tab.name == "mouth_open" and not tab.selection.any()
+
+
 def test_combined_direction(state):
     from studio.engine.edits import Direction
 

@@ -367,11 +367,14 @@ def _active_tabs(stack: EditStack) -> list[int]:
 
 def fmap_combinatoric(stacks: list[EditStack], k: int, start: float = 0.0, kind: str = "fmap_combinatoric",
                       labels: list[str] | None = None) -> Job:
-    """For each stack: k steps of each active tab's slider from `start` to its value, every combination."""
+    """For each stack: k values of each active tab's slider from `start` to its value, both included (k = 1: the
+    value alone), every combination: start 0, value 20, k 5 gives 0, 5, 10, 15, 20 (the unedited frame first)."""
+    if k < 1:
+        raise EditError("steps must be at least 1")
     items = []
     for n, stack in enumerate(stacks):
         tabs = _active_tabs(stack)
-        ranges = [list(np.linspace(start, stack.tabs[t].value, k + 1)[1:]) if k > 1 else [stack.tabs[t].value]
+        ranges = [list(np.linspace(start, stack.tabs[t].value, k)) if k > 1 else [stack.tabs[t].value]
                   for t in tabs]
         for combo in itertools.product(*ranges):
             s = stack.copy()

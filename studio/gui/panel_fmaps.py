@@ -88,11 +88,9 @@ class FmapsPanel:
         tab = self.state.tab
         if tab is None or not self.state.ranked:
             return
-        n = dpg.get_value("fm_topn")
-        current = dpg.get_value("tab_weights")
-        extra = ",".join(str(c) for c, _ in self.state.ranked[:n])
-        dpg.set_value("tab_weights", f"{current},{extra}" if current else extra)
-        self.app.spatial._weights()
+        added = self.state.add_top_channels(dpg.get_value("fm_topn"))
+        self.state.say(f"added channels {', '.join(map(str, added))}" if added else "the top channels are set already")
+        self.app.spatial.refresh()
 
     def _show(self, maps: list[np.ndarray]) -> None:
         self.grid[..., :3] = 0.1

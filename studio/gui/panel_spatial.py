@@ -104,11 +104,11 @@ class SpatialPanel:
             self.refresh()
 
     def _rename(self) -> None:
-        new = dpg.get_value("tab_name").strip()
-        if self.state.tab and new:
-            self.state.tab.name = new
-            self.state.touch()
-            self.refresh()
+        try:
+            self.state.rename_tab(dpg.get_value("tab_name"))
+        except EditError as e:
+            self.state.say(str(e), error=True)
+        self.refresh()
 
     def _load(self) -> None:
         name = dpg.get_value("tab_saved")

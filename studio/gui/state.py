@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.edits import Direction, EditStack, SpatialTab, parse_channel_list
+from ..engine.edits import Direction, EditError, EditStack, SpatialTab, parse_channel_list
 
 
 @dataclass
@@ -119,6 +119,32 @@ class StudioState:
             self.stack.tabs.append(tab)
             self.active_tab = len(self.stack.tabs) - 1
         self.touch()
+
+    def rename_tab(self, new: str) -> None:
+        """Rename the active tab; its strokes stay undoable; a name another tab holds is refused."""
+        tab, new = self.tab, new.strip()
+        if tab is None or not new or new == tab.name:
+            return
+        if any(t.name == new for t in self.stack.tabs):
+            raise EditError(f"a tab named {new!r} exists already")
+        for stroke in (*self.undo_stack, *self.redo_stack):
+            if stroke.tab == tab.name:
+                stroke.tab = new
+        tab.name = new
+        self.touch()
+
+    def add_top_channels(self, n: int) -> list[int]:
+        """Weight 1 for the `n` best-ranked channels the active tab's first layer does not weight yet."""
+        tab = self.tab
+        if tab is None:
+            return []
+        layer = tab.layers[0]
+        w = tab.weights[layer].copy()
+        added = [c for c, _ in self.ranked if w[c] == 0][:max(int(n), 0)]
+        w[added] = 1
+        tab.weights[layer] = w
+        self.touch()
+        return added
 
     def delete_tab(self) -> None:
         if self.tab is None:
