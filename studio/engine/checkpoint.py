@@ -24,7 +24,6 @@ def channel_layout(channels: dict[int, int], resolution: int) -> tuple[int, int]
     return base, cmax
 
 
-
 def flatten(record: PersistentRecord, prefix: str = "", seen: set[int] | None = None) -> dict[str, Tensor]:
     """The record tree's tensors by dotted name; a record met twice (a shared or cyclic module) is refused."""
     seen = set() if seen is None else seen
@@ -43,18 +42,12 @@ def flatten(record: PersistentRecord, prefix: str = "", seen: set[int] | None = 
     return out
 
 
-def _attr(record: PersistentRecord, name: str, default=None):
-    return record.state.get(name, default)
-
-
 def number(v: object, what: str) -> float:
     if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
         v = v.item()
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ModelLoadError(f"{what} is not a finite number ({type(v).__name__})")
     return float(v)
-
-
 
 
 def attr(record: PersistentRecord, name: str, default=None):
@@ -70,3 +63,12 @@ def check_fields(known: dict, ranges: dict[str, tuple[int, int]], optional: tupl
             continue
         if key in known and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
             raise ModelLoadError(f"config {key}={v!r} is not an integer in [{lo}, {hi}]")
+
+
+def check_positive(known: dict, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """Each number field present is positive and finite (booleans are not numbers); `optional` ones may be None."""
+    for key in keys:
+        v = known.get(key)
+        if key in known and not (v is None and key in optional) and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+            raise ModelLoadError(f"config {key}={v!r} is not a positive finite number")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from .checkpoint import ModelLoadError, check_fields
+from .checkpoint import ModelLoadError, check_fields, check_positive
 from .network import ARCHITECTURES, GeneratorConfig
 from .network_sg3 import SG3Config
 
@@ -15,8 +13,6 @@ CONFIG_RANGES: dict[str, tuple[int, int]] = {
     "img_channels": (1, 4), "mapping_layers": (1, 64), "mapping_hidden": (1, 16384),
     "embed_features": (1, 16384), "channel_base": (1, 1 << 24), "channel_max": (1, 16384),
 }
-
-
 SG3_INT_RANGES: dict[str, tuple[int, int]] = {
     "z_dim": (1, 16384), "w_dim": (1, 16384), "c_dim": (0, 1_000_000), "resolution": (4, 8192),
     "img_channels": (1, 4), "mapping_layers": (1, 64), "channel_base": (1, 1 << 24), "channel_max": (1, 16384),
@@ -39,11 +35,7 @@ def config_from_dict(d: object) -> AnyConfig:
         raise ModelLoadError(f"config family {family!r} is not stylegan2 or stylegan3")
     known = {k: v for k, v in d.items() if k in GeneratorConfig.__dataclass_fields__}
     check_fields(known, CONFIG_RANGES, optional=("mapping_hidden", "embed_features"))
-    for key in ("mapping_lr_mul", "conv_clamp"):
-        v = known.get(key)
-        if key in known and not (v is None and key == "conv_clamp") and (
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
-            raise ModelLoadError(f"config {key}={v!r} is not a positive finite number")
+    check_positive(known, ("mapping_lr_mul", "conv_clamp"), optional=("conv_clamp",))
     if "architecture" in known and known["architecture"] not in ARCHITECTURES:
         raise ModelLoadError(f"config architecture={known['architecture']!r} is not one of {ARCHITECTURES}")
     if "extra" in known and not isinstance(known["extra"], dict):
@@ -54,16 +46,11 @@ def config_from_dict(d: object) -> AnyConfig:
         raise ModelLoadError(f"invalid model config ({e})") from None
 
 
-
 def sg3_config_from_dict(d: dict) -> SG3Config:
     """An SG3Config from untrusted JSON: every field's type and range checked, unknown keys ignored."""
     known = {k: v for k, v in d.items() if k in SG3Config.__dataclass_fields__}
     check_fields(known, SG3_INT_RANGES)
-    for key in SG3_FLOAT_FIELDS:
-        v = known.get(key)
-        if key in known and not (v is None and key == "conv_clamp") and (
-                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
-            raise ModelLoadError(f"config {key}={v!r} is not a positive finite number")
+    check_positive(known, SG3_FLOAT_FIELDS, optional=("conv_clamp",))
     if "use_radial_filters" in known and not isinstance(known["use_radial_filters"], bool):
         raise ModelLoadError("config use_radial_filters is not true or false")
     if "extra" in known and not isinstance(known["extra"], dict):

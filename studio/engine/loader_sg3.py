@@ -32,13 +32,14 @@ STORED_FLOATS = {"in_cutoff": "in_cutoff", "out_cutoff": "out_cutoff", "in_half_
 def sg3_render_bytes(cfg: SG3Config) -> int:
     """Bytes of one batch-1 render with its stage cache: each layer's map (kept), and its largest temporary,
     the up-sampled map the leaky ReLU runs on."""
-    kept = biggest = 0
-    for p in cfg.layer_plan():
+    plan = cfg.layer_plan()
+    kept = plan[0].in_channels * plan[0].in_size**2  # the Fourier-feature input
+    biggest = 0
+    for p in plan:
         kept += p.out_channels * p.out_size**2
         tmp = p.out_channels * ((p.in_size + p.conv_kernel - 1) * p.up_factor + sum(p.padding[:2])) ** 2
         biggest = max(biggest, tmp, p.out_channels * p.in_channels * p.conv_kernel**2)
-    channels, size, _, _ = cfg.input_plan()
-    return 4 * (kept + channels * size**2 + 3 * biggest)
+    return 4 * (kept + 3 * biggest)
 
 
 def _int(v: object, what: str) -> int:
@@ -130,11 +131,11 @@ def read_sg3(rec: PersistentRecord, mapping: PersistentRecord, synth: Persistent
              ) -> tuple[SG3Config, dict[str, Tensor]]:
     """(config, NVlabs-named state dict) of a StyleGAN3 generator record."""
     cfg = sg3_config(rec, mapping, synth)
-    check_against_plan(cfg, synth)
+    first = check_against_plan(cfg, synth)[0]  # the Fourier-feature input is the first layer's input
     inp = synth.modules.get("input")
     if not isinstance(inp, PersistentRecord):
         raise ModelLoadError("the synthesis network has no input layer")
-    channels, size, rate, bandwidth = cfg.input_plan()
+    size, rate, bandwidth = first.in_size, first.in_rate, first.in_cutoff
     if "size" in inp.state and _square(inp.state["size"], "input.size") != size or (
             "sampling_rate" in inp.state and number(inp.state["sampling_rate"], "input.sampling_rate") != rate) or (
             "bandwidth" in inp.state and not math.isclose(number(inp.state["bandwidth"], "input.bandwidth"),

@@ -47,12 +47,9 @@ SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "
                       "BOOL": np.bool_}
 
 
-AnyGenerator = Generator | SG3Generator
-
-
 @dataclass
 class LoadedModel:
-    generator: AnyGenerator
+    generator: Generator  # network.Generator, or network_sg3.Generator (a subclass)
     path: Path
     sha256: str
     source_format: str  # "nvlabs-pickle" | "tensorflow-pickle" | "rosinality" | "ganstudio"
@@ -150,7 +147,7 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
 
 
-def build_generator(cfg: AnyConfig, state: dict[str, Tensor], budget: int | None = None) -> AnyGenerator:
+def build_generator(cfg: AnyConfig, state: dict[str, Tensor], budget: int | None = None) -> Generator:
     """A Generator with exactly the given NVlabs-named tensors (float32); complains about missing or extra keys.
 
     The generator is made on the meta device (no memory); names and shapes are checked against it, then the

@@ -125,11 +125,6 @@ class SG3Config:
                 out_half_width=float(half_widths[i]), cfg=self))
         return plan
 
-    def input_plan(self) -> tuple[int, int, int, float]:
-        """(channels, size, sampling rate, bandwidth) of the Fourier-feature input."""
-        first = self.layer_plan()[0]
-        return first.in_channels, first.in_size, first.in_rate, first.in_cutoff
-
 
 @dataclass(frozen=True)
 class LayerPlan:
@@ -412,8 +407,9 @@ class SynthesisNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.plan = cfg.layer_plan()
-        channels, size, rate, bandwidth = cfg.input_plan()
-        self.input = SynthesisInput(cfg.w_dim, channels, size, rate, bandwidth)
+        first = self.plan[0]  # the Fourier-feature input is the first layer's input
+        channels, size, rate = first.in_channels, first.in_size, first.in_rate
+        self.input = SynthesisInput(cfg.w_dim, channels, size, rate, bandwidth=first.in_cutoff)
         self.layer_names = [p.name for p in self.plan]
         for p in self.plan:
             setattr(self, p.name, SynthesisLayer(p, cfg.w_dim, cfg.conv_clamp))

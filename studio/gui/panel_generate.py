@@ -64,8 +64,7 @@ class GeneratePanel:
         tooltip("move_x", "image widths; or drag the canvas with the middle button (or Shift + left)")
         dpg.add_slider_float(label="rotate (deg)", tag="move_rotate", min_value=-180.0, max_value=180.0, width=260,
                              default_value=st.rotate, callback=lambda s, a: self.state.set_move(rotate=a))
-        dpg.add_button(label="Reset transform", tag="btn_move_reset",
-                       callback=lambda: self.state.set_move((0.0, 0.0), 0.0) or self.refresh())
+        dpg.add_button(label="Reset transform", tag="btn_move_reset", callback=self._reset_move)
 
     def refresh(self) -> None:
         st = self.state.stack
@@ -82,6 +81,10 @@ class GeneratePanel:
     def _class(self, value: int) -> None:
         self.state.stack.class_index = int(value)
         self.state.touch()
+
+    def _reset_move(self) -> None:
+        self.state.set_move((0.0, 0.0), 0.0)
+        self.refresh()
 
     def _move(self, axis: int, value: float) -> None:
         t = list(self.state.stack.translate)
