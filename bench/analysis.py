@@ -41,7 +41,7 @@ def main() -> int:
     print(f"rank 512 channels of b16.conv0 over 16 seeds (256px/512ch model): {t2 - t0:.2f} s "
           f"({t1 - t0:.2f} s rendering up to the layer, {(t2 - t1) / 3 * 1000:.1f} ms per ranking method)")
 
-    eng = Engine.open(paths.bundled_model(), paths.data_root(), device="cpu")
+    eng = Engine.open(paths.bundled_model(), tempfile.mkdtemp(), device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
         layer = "b16.conv0"
         st = eng.renderer.layers[layer]
@@ -58,7 +58,7 @@ def main() -> int:
               f"{size / 1e6:.1f} MB on disk, memory bounded to one image's maps plus the running sums")
 
     tab = eng.data.load_tab(eng.data.tab_path("mouth_open"))
-    isolated, inline = PluginManager(paths.plugins_dir()), PluginManager(paths.plugins_dir(), inline=True)
+    isolated, inline = PluginManager(paths.shipped("plugins")), PluginManager(paths.shipped("plugins"), inline=True)
     plain, auto, auto_inline = [], [], []
     for seed in range(30):  # interleaved, so machine noise hits all three alike
         stack = EditStack(seed=seed, psi=0.7, tabs=[tab])

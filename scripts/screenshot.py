@@ -21,7 +21,7 @@ def main() -> int:
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png")
     with tempfile.TemporaryDirectory() as tmp:
-        with Studio(Path(tmp), paths.bundled_model(), paths.data_root(), "--tab", "mouth_open") as app:
+        with Studio(Path(tmp), paths.bundled_model(), Path(tmp) / "data", "--tab", "mouth_open") as app:
             app.settled()
             app.click(*app.centre("tab_spatial"))
             app.settled()

@@ -24,19 +24,58 @@ class CliError(Exception):
     """A user-facing failure: printed without a traceback, exit code 2."""
 
 
-def _model_path(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    bundled = paths.bundled_model()
-    if bundled is None:
-        raise CliError(f"no bundled model in {paths.models_dir()}: pass --model PATH (.pkl, .pt or .safetensors)")
-    return bundled
+def model_path(arg: str | None) -> Path:
+    try:
+        return paths.model_to_open(arg)
+    except paths.NoModelError as e:
+        raise CliError(str(e)) from None
 
 
 def _engine(args: argparse.Namespace):
     from .engine.engine import Engine
 
-    return Engine.open(_model_path(args.model), args.data or paths.data_root(), device=args.device, half=args.half)
+    return Engine.open(model_path(args.model), args.data, device=args.device, half=args.half)
+
+
+def _plugins(args: argparse.Namespace):
+    from .engine.plugins import PluginManager
+
+    extra = [Path(args.plugins)] if getattr(args, "plugins", None) else []
+    return PluginManager([*extra, *paths.plugin_dirs(paths.user_data_root(args.data))])
+
+
+class RecipeEngines:
+    """The engine for each PNG's recipe: --model if given, else the model the recipe names, found by its hash
+    (ModelIndex: the recorded path, recent models, the user's and shipped model folders).  A few stay open."""
+
+    KEEP = 3
+
+    def __init__(self, args: argparse.Namespace):
+        from .engine.modelindex import ModelIndex
+
+        self.args = args
+        root = paths.user_data_root(args.data)
+        self.index = ModelIndex(root, tuple(paths.model_dirs(root)))
+        self.open: dict[str, object] = {}
+
+    def for_recipe(self, recipe):
+        from .engine.engine import Engine
+        from .engine.recipe import RecipeError
+
+        if self.args.model or recipe.model_sha256 is None:  # a legacy latent names no model: the bundled one
+            path = model_path(self.args.model)
+        else:
+            path = self.index.find(recipe.model_sha256, recipe.model_path)
+            if path is None:
+                raise RecipeError(f"{recipe.source}: no model file with sha256 {recipe.model_sha256[:12]}... "
+                                  f"({recipe.model_name or 'unnamed'}) found; looked in "
+                                  f"{self.index.where(recipe.model_path)}. Pass --model PATH")
+        key = str(path.resolve())
+        if key not in self.open:
+            if len(self.open) >= self.KEEP:
+                self.open.pop(next(iter(self.open)))
+            self.open[key] = Engine.open(path, self.args.data, device=self.args.device, half=self.args.half)
+        return self.open[key]
 
 
 def _progress(iterable, total: int, desc: str, quiet: bool):
@@ -51,7 +90,7 @@ def _progress(iterable, total: int, desc: str, quiet: bool):
 def cmd_info(args: argparse.Namespace) -> int:
     from .engine.loaders import load_model
 
-    m = load_model(args.model_pos or _model_path(args.model))
+    m = load_model(args.model_pos or model_path(args.model))
     cfg = m.config
     print(f"model     {m.path}")
     print(f"format    {m.source_format}")
@@ -110,14 +149,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .engine.edits import EditError
-    from .engine.recipe import RecipeError, read_image
+    from .engine.loaders import ModelLoadError
+    from .engine.recipe import RecipeError, read_image, read_recipe
 
-    eng = _engine(args)
+    engines = RecipeEngines(args)
     out = Path(args.out)
     failures = 0
     for src in _progress(args.pngs, len(args.pngs), "render", args.quiet):
         src = Path(src)
         try:
+            eng = engines.for_recipe(read_recipe(src))
             recipe = eng.read_png(src)
             result = eng.render_recipe(recipe)
             dest = eng.save_png(out / src.name, recipe.stack, result)
@@ -127,7 +168,7 @@ def cmd_render(args: argparse.Namespace) -> int:
                 failures += 0 if same else 1
             else:
                 print(dest)
-        except (RecipeError, EditError, OSError) as e:
+        except (RecipeError, EditError, ModelLoadError, OSError) as e:
             print(f"error: {src.name}: {e}" if src.name not in str(e) else f"error: {e}", file=sys.stderr)
             failures += 1
     if failures:
@@ -221,7 +262,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     import threading
 
     from .engine import jobs
-    from .engine.plugins import PluginManager
 
     eng = _engine(args)
     folder = None
@@ -248,7 +288,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bar = _progress(None, len(job.items), job.kind, args.quiet)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        for p in job.run(eng, args.out, cancel, plugins=PluginManager(paths.plugins_dir()), folder=folder):
+        for p in job.run(eng, args.out, cancel, plugins=_plugins(args), folder=folder):
             bar.update(p.done - bar.n)
             folder = p.folder
     except KeyboardInterrupt:
@@ -298,7 +338,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="checkpoint (.pkl, .pt, .safetensors); default: the bundled model")
-    common.add_argument("--data", help="data root holding one folder per model hash (default: ./data)")
+    common.add_argument("--data", help=f"the user's data folder: one folder per model hash, models/, plugins/ "
+                        f"(default: ${paths.DATA_ENV}, else {paths.platform_data_dir()})")
     common.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps")
     common.add_argument("--half", action="store_true", help="fp16 on a CUDA GPU (never on the CPU)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -57,12 +57,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from . import paths
-    from .cli import _engine
-    from .engine.plugins import PluginManager, coerce_params, run_plugin
+    from .cli import _engine, _plugins
+    from .engine.plugins import coerce_params, run_plugin
 
     eng = _engine(args)
-    plugin = PluginManager(args.plugins or paths.plugins_dir()).get(args.plugin)
+    plugin = _plugins(args).get(args.plugin)
     params = coerce_params(plugin, dict(p.split("=", 1) for p in args.param or []))
     layers = tuple(plugin.needed_layers(params))
     out = Path(args.out)
@@ -81,12 +80,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_discover(args: argparse.Namespace) -> int:
+    from . import paths
     from .cli import CliError, _engine
     from .portraits import discover as D
     from .portraits.oracle import load_oracle
 
     eng = _engine(args)
-    oracle_path = Path(args.oracle) if args.oracle else eng.model.path.parent / "oracle.safetensors"
+    oracle_path = Path(args.oracle) if args.oracle else paths.oracle()
     if not oracle_path.exists():
         raise CliError(f"discover needs the part oracle ({oracle_path}); it belongs to the bundled model")
     if args.part not in D.PART_GROUPS:
@@ -97,20 +97,19 @@ def cmd_discover(args: argparse.Namespace) -> int:
     config = D.discover_detector(s, args.part)
     print(json.dumps(config, indent=1))
     if args.write:
-        path = eng.data.dir / "detectors.json"
-        doc = json.loads(path.read_text()) if path.exists() else {}
-        doc[args.part] = config
         from .engine.files import write_text_atomic
 
-        write_text_atomic(path, json.dumps(doc, indent=1))
+        known = eng.data.read_path("detectors.json")  # the user's, else the shipped ones: a user copy is written
+        doc = json.loads(known.read_text()) if known.exists() else {}
+        doc[args.part] = config
+        path = write_text_atomic(eng.data.dir / "detectors.json", json.dumps(doc, indent=1))
         print(f"saved to {path}")
     return 0
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from . import paths
-    from .cli import CliError, _engine
-    from .engine.plugins import PluginManager, apply_detectors
+    from .cli import CliError, _engine, _plugins
+    from .engine.plugins import apply_detectors
 
     eng = _engine(args)
     tab = eng.data.load_tab(eng.data.tab_path(args.tab))
@@ -123,7 +122,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         tab.detector = {**tab.detector, "mode": "run_and_modify"}
     elif tab.detector:
         tab.detector = {**tab.detector, "mode": "off"}
-    manager = PluginManager(paths.plugins_dir())
+    manager = _plugins(args)
     out = Path(args.out)
     failures = 0
     for stack in _seeds_stacks(args):
@@ -153,7 +152,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     d = sub.add_parser("detect", parents=[common, seeds], help="run a detector plugin, write image + mask overlays")
     d.add_argument("--plugin", required=True)
     d.add_argument("--param", action="append", metavar="KEY=VALUE")
-    d.add_argument("--plugins", help="plugin folder (default: ./plugins)")
+    d.add_argument("--plugins", help="a plugin folder looked in first (then the user's plugins/ and the shipped)")
     d.add_argument("--out", default="out/detect")
     d.set_defaults(func=cmd_detect)
 

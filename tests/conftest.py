@@ -14,9 +14,25 @@ import torch
 from studio.engine.network import Generator, GeneratorConfig
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("GANSTUDIO_FIXTURES", REPO.parent / "shared" / "fixtures"))
+FIXTURES_ENV = "GANSTUDIO_FIXTURES"  # the reference snapshots (default: ../shared/fixtures beside the checkout)
+FIXTURES = Path(os.environ.get(FIXTURES_ENV, REPO.parent / "shared" / "fixtures"))
 REF_PKL = FIXTURES / "sg2ada_skip64.pkl"
 REF_NPZ = FIXTURES / "sg2ada_skip64_ref.npz"
+
+
+def pytest_configure(config):
+    """Every test, and every CLI or studio process a test starts, writes its user data into a fresh folder:
+    never into the user's own data directory, the installation or the checkout."""
+    import tempfile
+
+    from studio import paths
+
+    os.environ[paths.DATA_ENV] = tempfile.mkdtemp(prefix="ganstudio-test-data-")
+
+
+def pytest_report_header(config):
+    found = "found" if REF_PKL.exists() else f"MISSING: the tests comparing with them are skipped; set {FIXTURES_ENV}"
+    return f"reference fixtures: {FIXTURES} ({found}); user data: {os.environ.get('GANSTUDIO_DATA')}"
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,15 @@ pytestmark = pytest.mark.skipif(paths.bundled_model() is None, reason="no bundle
 
 
 @pytest.fixture(scope="module")
-def engine():
-    return Engine.open(paths.bundled_model(), paths.data_root(), device="cpu")
+def engine(tmp_path_factory):
+    return Engine.open(paths.bundled_model(), tmp_path_factory.mktemp("data"), device="cpu")
 
 
 @pytest.fixture(scope="module")
 def oracle():
     from studio.portraits.oracle import load_oracle
 
-    return load_oracle(paths.models_dir() / "oracle.safetensors")
+    return load_oracle(paths.oracle())
 
 
 def test_data_folder_is_complete(engine):
@@ -31,7 +31,7 @@ def test_data_folder_is_complete(engine):
     names = {x.name for x in d.load_directions()}
     assert {"mouth_open", "smile", "background_light", "hair_blue", "hair_long"} <= names
     assert {"mouth_open", "smile", "hair_blue"} <= set(d.tab_names())
-    detectors = json.loads((d.dir / "detectors.json").read_text())
+    detectors = json.loads(d.read_path("detectors.json").read_text())
     assert {"mouth", "eyes", "hair", "background"} <= set(detectors)
     assert d.errors == []
 
@@ -52,7 +52,7 @@ def test_mouth_open_tab_auto_edit_opens_mouths(engine, oracle):
 
     tab = engine.data.load_tab(engine.data.tab_path("mouth_open"))
     tab.detector = {**tab.detector, "mode": "run_and_modify"}
-    manager = PluginManager(paths.plugins_dir())
+    manager = PluginManager(paths.shipped("plugins"))
     opened = []
     for seed in range(6000, 6020):
         result, _, messages = apply_detectors(engine.render, EditStack(seed=seed, psi=0.7, tabs=[tab]), manager)
@@ -75,8 +75,8 @@ def test_shipped_detectors_find_their_parts_on_fresh_seeds(engine, oracle):
     from studio.portraits.discover import iou, part_mask
     from studio.portraits.oracle import predict
 
-    detectors = json.loads((engine.data.dir / "detectors.json").read_text())
-    plugin = PluginManager(paths.plugins_dir()).get("spatial_map")
+    detectors = json.loads(engine.data.read_path("detectors.json").read_text())
+    plugin = PluginManager(paths.shipped("plugins")).get("spatial_map")
     for part, bar in (("mouth", 0.5), ("hair", 0.7), ("background", 0.8)):
         params = coerce_params(plugin, detectors[part]["params"])
         preds, truths = [], []

@@ -181,15 +181,15 @@ def test_jobs_share_w_and_batch(engine):
 
 
 def test_jobs_run_detectors_and_recipes_keep_the_detected_selection(engine, tmp_path):
+    from studio import paths
     from studio.engine.plugins import PluginManager
-    from studio.paths import PROJECT_ROOT
 
     tab = _tab(engine)
     tab.selection = np.zeros((16, 16), np.float32)
     tab.detector = {"plugin": "spatial_map", "mode": "run_and_modify",
                     "params": {"layer": "b16.conv0", "channels": "1-4", "threshold": 0.6}}
     job = jobs.new_latents(EditStack(seed=0, tabs=[tab]), 3, seed=4)
-    progress = list(job.run(engine, tmp_path / "out", plugins=PluginManager(PROJECT_ROOT / "plugins")))
+    progress = list(job.run(engine, tmp_path / "out", plugins=PluginManager(paths.shipped("plugins"))))
     folder = progress[-1].folder
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["problems"] == []

@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pytest
 
+from studio import paths
 from studio.engine.edits import EditStack, SpatialTab
 from studio.engine.engine import Engine
 from studio.engine.plugins import PluginError, PluginManager, apply_detectors, coerce_params, run_plugin
-from studio.paths import PROJECT_ROOT
 
 GOOD = '''
 NAME = "box"
@@ -86,7 +86,7 @@ def test_resampling_and_param_types(tmp_path):
 
 
 def test_spatial_map_plugin_ships_and_works(engine):
-    m = PluginManager(PROJECT_ROOT / "plugins")
+    m = PluginManager(paths.shipped("plugins"))
     plugin = m.get("spatial_map")
     r = engine.render(EditStack(seed=1), capture=("b16.conv0",))
     feats = {"b16.conv0": r.features["b16.conv0"][0].numpy()}

@@ -1,12 +1,14 @@
 """Windowed batches (samples computed only where they can differ) equal dense batches and single renders."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from studio.engine.edits import EditStack, SpatialTab
 from studio.engine.renderer import Renderer
-from studio.engine.windowed import needs, reach
+from studio.engine.windowed import Window, needs, reach
 
 from .conftest import random_generator
 
@@ -22,11 +24,20 @@ def _tab(R, layer, box, channel, value=70.0, name="t"):
 
 
 def _both(R, stacks):
+    """Dense and windowed batch renders; each dense sample is bit-identical to its single render, and each
+    windowed one to its replay from the window it records (what a PNG's re-render does)."""
     R.windowed = False
     dense = R.render_many(stacks).images
     R.windowed = True
-    windowed = R.render_many(stacks).images
-    return dense, windowed
+    result = R.render_many(stacks)
+    for i, s in enumerate(stacks):
+        assert torch.equal(dense[i], R.render(s, use_cache=False).images[0])
+        window = result.window(i)
+        assert window is not None and window == Window.from_json(json.loads(json.dumps(window.to_json())))
+        replay = R.synthesize(R.ws_for(s)[None], [s.tabs], [s.noise_seed], s.noise_mode, use_cache=False,
+                              window=window)
+        assert torch.equal(replay.images[0], result.images[i])
+    return dense, result.images
 
 
 @pytest.mark.parametrize("architecture", ["skip", "resnet", "orig"])
@@ -70,7 +81,9 @@ def test_wide_selections_run_densely(monkeypatch):
 
     R = Renderer(random_generator(resolution=32, seed=6))
     stacks = [EditStack(seed=2, tabs=[_tab(R, "b16.conv0", (0, 16, 1, 16), ch)]) for ch in range(3)]
-    dense, _ = _both(R, stacks)
+    R.windowed = False
+    dense = R.render_many(stacks).images
+    R.windowed = True
     monkeypatch.setattr(renderer, "windowed_tail", None)  # would fail if called
     assert (R.render_many(stacks).images - dense).abs().max() == 0
 

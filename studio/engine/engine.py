@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import paths
 from .edits import EditError, EditStack
 from .loaders import LoadedModel, load_model
 from .modeldata import ModelData
+from .modelindex import ModelIndex
 from .recipe import Recipe, RecipeError, read_recipe, recipe_json, write_png
 from .renderer import Renderer, RenderResult, check_finite, pick_device, to_uint8
+from .windowed import Window
 
 
 @dataclass
@@ -31,15 +34,23 @@ class LayerInfo:
 
 
 class Engine:
-    def __init__(self, model: LoadedModel, data_root: str | Path, half: bool = False):
+    def __init__(self, model: LoadedModel, data_root: str | Path | None = None, half: bool = False):
+        """`data_root`: the user's data folder (None: paths.user_data_root(), i.e. $GANSTUDIO_DATA or the platform's
+        user data directory).  The shipped data of a bundled model lies read-only beneath it."""
         self.model = model
         self.renderer = Renderer(model.generator, half=half)
-        self.data = ModelData(Path(data_root), model.sha256)
+        root = paths.user_data_root(data_root)
+        self.data = ModelData(root, model.sha256, shipped_root=paths.shipped("data"),
+                              legacy_root=paths.legacy_data_root())
+        self.models = ModelIndex(root, tuple(paths.model_dirs(root)))
 
     @classmethod
-    def open(cls, model_path: str | Path, data_root: str | Path, device: str = "auto", half: bool = False
-             ) -> Engine:
-        return cls(load_model(model_path, pick_device(device)), data_root, half=half)
+    def open(cls, model_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
+             half: bool = False) -> Engine:
+        """Load a model and remember it among the recent models (where recipes look for their model)."""
+        engine = cls(load_model(model_path, pick_device(device)), data_root, half=half)
+        engine.models.remember(model_path, engine.model.sha256)
+        return engine
 
     @property
     def config(self):
@@ -74,9 +85,11 @@ class Engine:
 
             s = recipe.stack
             self.renderer.check_stack(s)
+            if recipe.window is not None:
+                self.renderer.check_window(recipe.window)
             ws = torch.as_tensor(recipe.ws, device=self.renderer.device)[None]
             result = self.renderer.synthesize(ws, [s.tabs], [s.noise_seed], s.noise_mode, use_cache=use_cache,
-                                              moves=[(s.translate, s.rotate)])
+                                              moves=[(s.translate, s.rotate)], window=recipe.window)
             check_finite(result.images)  # a non-finite render is refused here, before anyone writes it
             return result
         except EditError as e:
@@ -84,9 +97,14 @@ class Engine:
 
     # -------------------------------------------------------------------------------------------- files
 
+    def recipe(self, stack: EditStack, ws: np.ndarray, window: Window | None = None) -> dict:
+        """The recipe of an image rendered from `stack` with these exact ws [num_ws, w_dim]."""
+        return recipe_json(stack, ws, self.model.sha256, self.model.name, self.device,
+                           str(Path(self.model.path).resolve()), window)
+
     def recipe_for(self, stack: EditStack, result: RenderResult, index: int = 0) -> dict:
         ws = result.ws[min(index, result.ws.shape[0] - 1)].detach().cpu().numpy()
-        return recipe_json(stack, ws, self.model.sha256, self.model.name, self.device)
+        return self.recipe(stack, ws, result.window(index))
 
     def save_png(self, path: str | Path, stack: EditStack, result: RenderResult, index: int = 0) -> Path:
         """Write image `index` of a result with its full recipe (atomically)."""

@@ -29,7 +29,7 @@ from .edits import EditError, EditStack, SpatialTab, multiplier, slerp
 from .engine import Engine
 from .files import write_atomic, write_text_atomic
 from .plugins import PluginManager, apply_detectors, has_detectors
-from .recipe import RecipeError, encode_png, png_bytes, read_image, read_recipe, recipe_json
+from .recipe import RecipeError, encode_png, png_bytes, read_image, read_recipe
 from .renderer import Renderer, to_uint8
 
 CHUNK = 32  # images rendered per batch
@@ -106,8 +106,8 @@ class Job:
                     manifest["status"] = "cancelled"
                     break
                 chunk = todo[start:start + CHUNK]
-                for item, image, ws in _render_items(renderer, chunk, plugins, manifest):
-                    recipe = recipe_json(item.stack, ws, engine.model.sha256, engine.model.name, engine.device)
+                for item, image, ws, window in _render_items(renderer, chunk, plugins, manifest):
+                    recipe = engine.recipe(item.stack, ws, window)
                     path = folder / item.name
                     _write_png_file(path, png_bytes(image, recipe))
                     manifest["files"].append(item.name)
@@ -176,11 +176,12 @@ def _sheet_images(folder: Path, names: list[str], thumbs: dict[str, np.ndarray])
 
 
 def _render_items(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, manifest: dict):
-    """(item, uint8 image, ws) for every item of the chunk that renders; when the chunk fails, each item is
+    """(item, uint8 image, ws, window) for every item of the chunk that renders; when the chunk fails, each item is
     rendered alone, and one that fails alone is recorded under its name in manifest["failed"] and ["problems"]."""
     try:
-        done, images, ws = _render_group(renderer, chunk, plugins, manifest["problems"])
-        return [(it, images[i], ws[min(i, ws.shape[0] - 1)]) for i, it in enumerate(done)]
+        done, result = _render_group(renderer, chunk, plugins, manifest["problems"])
+        images, ws = to_uint8(result.images), result.ws.cpu().numpy()
+        return [(it, images[i], ws[min(i, ws.shape[0] - 1)], result.window(i)) for i, it in enumerate(done)]
     except EditError as e:
         if len(chunk) == 1:
             manifest["failed"][chunk[0].name] = str(e)
@@ -194,7 +195,7 @@ def _render_group(renderer: Renderer, chunk: list[Item], plugins: PluginManager 
         chunk, result = _render_detected(renderer, chunk, plugins, problems)
     else:
         result = _render_chunk(renderer, chunk)
-    return chunk, to_uint8(result.images), result.ws.cpu().numpy()
+    return chunk, result
 
 
 def _complete_png(path: Path) -> bool:

@@ -1,4 +1,4 @@
-"""A model's data folder `data/<sha256 of the model file>/`: tabs, attribute directions, average latent, latent log.
+"""A model's data folder `<user data>/<sha256 of the model file>/`: tabs, directions, average latent, latent log.
 
     tabs/<name>.json        spatial tabs (JSON, versioned)
     directions.json         attribute directions in w-space (unit vectors with names)
@@ -6,14 +6,19 @@
     latents.jsonl           append-only log of generated latents
     favourites/             favourite PNGs (each with its recipe)
 
-Every write is atomic; a broken file is reported by name and never overwritten silently.  The original tool's
-CSV files (`name,hash|tag,v1:v2:...`) can be imported.
+Every write is atomic and goes to the user's folder; a broken file is reported by name and never overwritten
+silently.  A bundled model also has a shipped folder (read-only, inside the installation), overlaid beneath the
+user's: a user's tab of the same name shadows the shipped one, editing a shipped tab saves a user copy, deleting
+it hides it (`hidden_tabs.json`); the user's directions add to (or shadow by name) the shipped ones.  The first
+time a model's user folder is needed, what an older version kept in `data/<sha256>/` beside the package is copied
+in.  The original tool's CSV files (`name,hash|tag,v1:v2:...`) can be imported.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +32,8 @@ from .files import append_line, write_text_atomic
 TAB_FORMAT = "ganstudio-tab"
 DIRECTIONS_FORMAT = "ganstudio-directions"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+HIDDEN_FILE = "hidden_tabs.json"
+USER_KINDS = ("latents.jsonl", "favourites", "history", HIDDEN_FILE)  # never shipped: always the user's
 
 
 class DataError(ValueError):
@@ -64,19 +71,56 @@ def read_original_csv(path: str | Path) -> list[CsvRow]:
 
 @dataclass
 class ModelData:
-    """The data folder of one model."""
+    """The data of one model: the user's folder, over the shipped one (if the model is bundled)."""
 
-    root: Path  # the data/ folder
+    root: Path  # the user's data folder (writes go to root/<sha256>)
     sha256: str
     errors: list[str] = field(default_factory=list)  # problems met while reading, for the status bar
+    shipped_root: Path | None = None  # the installation's data/ folder (read-only)
+    legacy_root: Path | None = None  # an older version's data/ folder, copied in once
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if self.legacy_root is not None:
+            self._pick_up_legacy()
 
     @property
     def dir(self) -> Path:
-        return Path(self.root) / self.sha256
+        return self.root / self.sha256
+
+    @property
+    def shipped_dir(self) -> Path | None:
+        d = Path(self.shipped_root) / self.sha256 if self.shipped_root else None
+        return d if d is not None and d.is_dir() and d.resolve() != self.dir.resolve() else None
 
     @property
     def tabs_dir(self) -> Path:
         return self.dir / "tabs"
+
+    def _pick_up_legacy(self) -> None:
+        """Copy an older version's folder for this model into the user's, once (when the user's does not exist
+        yet).  From a folder that is also the shipped one (a checkout), only the kinds never shipped."""
+        old = Path(self.legacy_root) / self.sha256
+        if self.dir.exists() or not old.is_dir() or old.resolve() == self.dir.resolve():
+            return
+        shipped = self.shipped_dir is not None and old.resolve() == self.shipped_dir.resolve()
+        entries = [old / k for k in USER_KINDS] if shipped else list(old.iterdir())
+        try:
+            for src in entries:
+                if src.is_dir() and not src.is_symlink():
+                    shutil.copytree(src, self.dir / src.name, symlinks=True)
+                elif src.is_file():
+                    self.dir.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, self.dir / src.name)
+        except OSError as e:
+            self.errors.append(f"could not copy the earlier data folder {old}: {e}")
+
+    def read_path(self, name: str) -> Path:
+        """A file of the folder as read: the user's if it exists, else the shipped one, else the user's (absent)."""
+        mine = self.dir / name
+        if not mine.exists() and self.shipped_dir is not None and (self.shipped_dir / name).exists():
+            return self.shipped_dir / name
+        return mine
 
     # -------------------------------------------------------------------------------------------- tabs
 
@@ -88,28 +132,57 @@ class ModelData:
         except (OSError, UnicodeDecodeError, ValueError):
             return None
 
+    def hidden_tabs(self) -> set[str]:
+        """Stems of shipped tab files the user deleted."""
+        try:
+            doc = json.loads((self.dir / HIDDEN_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return set()
+        return {h for h in doc if isinstance(h, str)} if isinstance(doc, list) else set()
+
+    def _set_hidden(self, hidden: set[str]) -> None:
+        write_text_atomic(self.dir / HIDDEN_FILE, json.dumps(sorted(hidden)))
+
+    def tab_files(self) -> dict[str, Path]:
+        """Tab files by stem: the shipped ones (less those hidden), shadowed by the user's of the same stem."""
+        files: dict[str, Path] = {}
+        if self.shipped_dir is not None and (self.shipped_dir / "tabs").is_dir():
+            hidden = self.hidden_tabs()
+            files.update({p.stem: p for p in sorted((self.shipped_dir / "tabs").glob("*.json"))
+                          if p.stem not in hidden})
+        if self.tabs_dir.is_dir():
+            files.update({p.stem: p for p in sorted(self.tabs_dir.glob("*.json"))})
+        return dict(sorted(files.items()))
+
+    def is_shipped(self, path: Path) -> bool:
+        return self.shipped_dir is not None and Path(path).parent == self.shipped_dir / "tabs"
+
     def _named(self, name: str) -> Path | None:
         stem = safe_filename(name)
-        for p in sorted(self.tabs_dir.glob(f"{stem}*.json")) if self.tabs_dir.is_dir() else []:
-            if self._stored_name(p) == name:
+        for file_stem, p in self.tab_files().items():
+            if file_stem.startswith(stem) and self._stored_name(p) == name:
                 return p
         return None
 
     def tab_path(self, name: str) -> Path:
         """The file of the tab called `name`, or else the file whose stem is `name` (as tab_names lists them)."""
-        return self._named(name) or self.tabs_dir / f"{safe_filename(name)}.json"
+        return self._named(name) or self.tab_files().get(name) or self.tabs_dir / f"{safe_filename(name)}.json"
 
     def new_tab_path(self, name: str) -> Path:
-        """Where the tab called `name` is saved: its own file, or for a new name a free one.  Names that
-        sanitise alike ("mouth open", "mouth/open", "mouth_open") get -2, -3, ... and never overwrite another."""
+        """Where the tab called `name` is saved, always in the user's folder: its own file (a shipped tab gets a
+        user copy of the same stem, which shadows it), or for a new name a free one.  Names that sanitise alike
+        ("mouth open", "mouth/open", "mouth_open") get -2, -3, ... and never overwrite or shadow another."""
         found = self._named(name)
         if found is not None:
-            return found
+            return self.tabs_dir / found.name
         stem = safe_filename(name)
+        taken = set(self.tab_files()) | ({p.stem for p in (self.shipped_dir / "tabs").glob("*.json")}
+                                         if self.shipped_dir is not None and (self.shipped_dir / "tabs").is_dir()
+                                         else set())
         for k in range(1, 10_000):
-            p = self.tabs_dir / (f"{stem}.json" if k == 1 else f"{stem}-{k}.json")
-            if not p.exists():
-                return p
+            candidate = stem if k == 1 else f"{stem}-{k}"
+            if candidate not in taken and not (self.tabs_dir / f"{candidate}.json").exists():
+                return self.tabs_dir / f"{candidate}.json"
         raise DataError(f"too many tabs named like {name!r}")
 
     def save_tab(self, tab: SpatialTab) -> Path:
@@ -131,15 +204,15 @@ class ModelData:
             raise DataError(f"tab file {path.name}: {e}") from None
 
     def tab_names(self) -> list[str]:
-        return sorted(p.stem for p in self.tabs_dir.glob("*.json")) if self.tabs_dir.is_dir() else []
+        return list(self.tab_files())
 
     def load_tabs(self, check: Callable[[SpatialTab], None] | None = None) -> list[SpatialTab]:
         """Every readable tab; unreadable ones are listed in `errors` and left untouched on disk, and so is a tab
         that `check` refuses (e.g. a layer this model lacks): it is not loaded, so nothing can render or draw it."""
         tabs = []
-        for name in self.tab_names():
+        for name, path in self.tab_files().items():
             try:
-                tab = self.load_tab(self.tabs_dir / f"{name}.json")
+                tab = self.load_tab(path)
             except DataError as e:
                 self.errors.append(str(e))
                 continue
@@ -152,15 +225,42 @@ class ModelData:
             tabs.append(tab)
         return tabs
 
-    def delete_tab(self, name: str) -> None:
+    def delete_tab(self, name: str) -> Path | None:
+        """Remove the tab's user file, and hide a shipped one of that stem; returns the file that was read (to
+        restore it: `restore_tab`), None when there was none."""
         path = self._named(name)
-        if path is not None:
+        if path is None:
+            return None
+        stem = path.stem
+        if not self.is_shipped(path):
             path.unlink(missing_ok=True)
+        shipped = self.shipped_dir is not None and (self.shipped_dir / "tabs" / f"{stem}.json").exists()
+        if shipped:
+            self._set_hidden(self.hidden_tabs() | {stem})
+        return path
+
+    def restore_tab(self, tab: SpatialTab) -> Path:
+        """Undo a delete: save the tab again (a hidden shipped tab of its stem shows again if it is unchanged)."""
+        stem = safe_filename(tab.name)
+        hidden = self.hidden_tabs()
+        if stem in hidden:
+            self._set_hidden(hidden - {stem})
+            shown = self._named(tab.name)
+            if shown is not None and self.load_tab(shown).to_json() == tab.to_json():
+                return shown
+        return self.save_tab(tab)
 
     # -------------------------------------------------------------------------------------------- directions
 
     def load_directions(self) -> list[Direction]:
-        path = self.dir / "directions.json"
+        """The shipped directions, then the user's (one of the same name shadows the shipped one in place)."""
+        shipped = self._read_directions(self.shipped_dir / "directions.json") if self.shipped_dir else []
+        mine = self._read_directions(self.dir / "directions.json")
+        mine_by_name = {d.name: d for d in mine}
+        shipped_names = {d.name for d in shipped}
+        return [mine_by_name.get(d.name, d) for d in shipped] + [d for d in mine if d.name not in shipped_names]
+
+    def _read_directions(self, path: Path) -> list[Direction]:
         if not path.exists():
             return []
         try:
@@ -183,19 +283,20 @@ class ModelData:
         return out
 
     def save_directions(self, directions: list[Direction], notes: dict | None = None) -> Path:
+        """Write the user's directions (shipped ones of other names still show beneath them)."""
         doc = {"format": DIRECTIONS_FORMAT, "version": 1, "notes": notes or {},
                "directions": [{"name": d.name, "vector": [float(v) for v in d.vector.ravel()]} for d in directions]}
         return write_text_atomic(self.dir / "directions.json", json.dumps(doc))
 
     def add_direction(self, direction: Direction) -> Path:
         """Add or replace one direction by name (e.g. a combination of sliders)."""
-        existing = [d for d in self.load_directions() if d.name != direction.name]
+        existing = [d for d in self._read_directions(self.dir / "directions.json") if d.name != direction.name]
         return self.save_directions(existing + [direction])
 
     # -------------------------------------------------------------------------------------------- latents
 
     def average_latent(self) -> np.ndarray | None:
-        path = self.dir / "average_latent.json"
+        path = self.read_path("average_latent.json")
         if not path.exists():
             return None
         try:

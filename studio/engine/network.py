@@ -142,37 +142,32 @@ def modulated_conv2d(
     """Convolve `x` [N,I,H,W] with `weight` [O,I,k,k] scaled per input channel by `styles` [N or 1, I].
 
     W' = W * s;  with demodulation W'' = W' / sqrt(sum_{i,kh,kw} W'^2 + eps).
-    Per-sample weights run as one grouped convolution (NVlabs' fused path).  When all samples share one style
-    row (styles has one row and N > 1), the weights are modulated once and an ordinary batched conv is used.
+    Per-sample styles run one sample at a time through the one-row path (NVlabs groups them into one convolution,
+    whose rounding differs from the plain one: a sample of a batch must come out bit-identical to the same sample
+    rendered alone, so a batch job's PNG re-renders exactly).  When all samples share one style row (styles has one
+    row and N > 1), the weights are modulated once and an ordinary batched conv is used.
     `up` = transposed conv with stride 2, then the 4x4 FIR (pad 1,1,1,1, gain 4).
     `fused=False` scales the activations instead of the weights (x*s, conv, *d): the fast path for training.
     `gain` scales the output, folded into the (small) weights instead of a pass over the (large) result.
     """
-    n = x.shape[0]
-    out_ch, in_ch, kh, kw = weight.shape
+    n, kh = x.shape[0], weight.shape[-1]
     rows = styles.shape[0]
     if rows > 1 and not fused:
         x = _modulated_conv2d_unfused(x, weight, styles, demodulate, up, resample_filter)
         return x * gain if gain != 1 else x
-    w = weight.unsqueeze(0) * styles.reshape(rows, 1, -1, 1, 1)  # [rows, O, I, k, k]
+    if rows > 1:
+        return torch.cat([modulated_conv2d(x[i:i + 1], weight, styles[i:i + 1], demodulate, up, resample_filter,
+                                           fused, gain) for i in range(n)])
+    w = weight * styles.reshape(1, -1, 1, 1)  # [O, I, k, k]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + NORM_EPS).rsqrt()  # [rows, O]
-        w = w * (dcoefs * gain).reshape(rows, -1, 1, 1, 1)
+        dcoefs = (w.square().sum(dim=[1, 2, 3]) + NORM_EPS).rsqrt()  # [O]
+        w = w * (dcoefs * gain).reshape(-1, 1, 1, 1)
     elif gain != 1:
         w = w * gain
-
-    shared = rows == 1
-    groups = 1 if shared else n
-    if not shared:
-        x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_ch, kh, kw)  # [groups*O, I, k, k]
     if up:
-        w = w.reshape(groups, out_ch, in_ch, kh, kw).transpose(1, 2).reshape(groups * in_ch, out_ch, kh, kw)
-        x = F.conv_transpose2d(x, w, stride=2, groups=groups)
-        x = fir_filter2d(x, resample_filter, padding=1, gain=4.0)
-    else:
-        x = F.conv2d(x, w, padding=kh // 2, groups=groups)
-    return x.reshape(n, -1, *x.shape[2:])
+        x = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
+        return fir_filter2d(x, resample_filter, padding=1, gain=4.0)
+    return F.conv2d(x, w, padding=kh // 2)
 
 
 def _modulated_conv2d_unfused(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool, up: bool,
@@ -212,6 +207,14 @@ class FullyConnected(nn.Module):
         return bias_act(x.matmul(w.t()), b, lrelu=True, gain=LRELU_GAIN)
 
 
+def per_sample(fc: FullyConnected, w: Tensor) -> Tensor:
+    """fc(w) one row at a time at inference: a matrix product's rounding depends on the batch size, and a sample
+    of a batch must come out bit-identical to the same sample alone."""
+    if w.shape[0] == 1 or torch.is_grad_enabled():  # training wants the one batched product
+        return fc(w)
+    return torch.cat([fc(w[i:i + 1]) for i in range(w.shape[0])])
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally 2x up) + noise + bias + lrelu*sqrt(2) + clamp."""
 
@@ -230,7 +233,7 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, gain: float = 1.0) -> Tensor:
         """`noise` is the unit-variance noise image [N or 1, 1, r, r] (or None); it is scaled by noise_strength."""
-        styles = self.affine(w)
+        styles = per_sample(self.affine, w)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         if torch.is_grad_enabled():
             x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter,
@@ -262,7 +265,7 @@ class ToRGB(nn.Module):
         self.fused = True
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        styles = self.affine(w) * self.weight_gain
+        styles = per_sample(self.affine, w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused)
         return bias_act(x, self.bias, lrelu=False, clamp=self.conv_clamp)
 

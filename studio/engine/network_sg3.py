@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import network
-from .network import LRELU_GAIN, LRELU_SLOPE, NORM_EPS, FullyConnected, Stage, SynthesisState
+from .network import LRELU_GAIN, LRELU_SLOPE, NORM_EPS, FullyConnected, Stage, SynthesisState, per_sample
 
 CONFIGS = {"T": dict(conv_kernel=3, use_radial_filters=False), "R": dict(conv_kernel=1, use_radial_filters=True)}
 
@@ -301,12 +301,6 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
 
 
 # ------------------------------------------------------------------------------------------------ layers
-
-
-def per_sample(fc: FullyConnected, w: Tensor) -> Tensor:
-    """fc(w) one row at a time: a matrix product's rounding depends on the batch size, and a sample of a batch
-    must come out bit-identical to the same sample alone."""
-    return fc(w) if w.shape[0] == 1 else torch.cat([fc(w[i:i + 1]) for i in range(w.shape[0])])
 
 
 def rotation_translation(t: Tensor) -> Tensor:

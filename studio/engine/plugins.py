@@ -260,23 +260,31 @@ def load_plugin(path: Path, inline: bool = False) -> Plugin:
 
 
 class PluginManager:
-    """The plugins of one folder, reloaded when their files change."""
+    """The plugins of some folders (a file in an earlier folder shadows one of the same name in a later: the
+    user's plugins, then the shipped ones), reloaded when their files change."""
 
-    def __init__(self, folder: str | Path, inline: bool | None = None):
-        self.folder = Path(folder)
+    def __init__(self, folders: str | Path | list[Path], inline: bool | None = None):
+        self.folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
         self.inline = os.environ.get(INLINE_ENV) == "1" if inline is None else inline
         self.plugins: dict[str, Plugin] = {}
         self.refresh()
 
+    @property
+    def folder(self) -> Path:
+        """The first folder (the user's): where new plugins go."""
+        return self.folders[0]
+
     def refresh(self) -> list[str]:
         """Load new and changed files, drop deleted ones; returns the names that were (re)loaded."""
         changed = []
-        files = {p.stem: p for p in sorted(self.folder.glob("*.py")) if not p.name.startswith("_")} \
-            if self.folder.is_dir() else {}
+        files: dict[str, Path] = {}
+        for folder in reversed(self.folders):
+            if folder.is_dir():
+                files.update({p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")})
         by_file = {p.path.stem: p for p in self.plugins.values()}
         for stem, path in files.items():
             old = by_file.get(stem)
-            if old is None or old.mtime != path.stat().st_mtime:
+            if old is None or old.path != path or old.mtime != path.stat().st_mtime:
                 new = load_plugin(path, self.inline)
                 if old is not None:
                     old.close()
@@ -290,7 +298,7 @@ class PluginManager:
     def get(self, name: str) -> Plugin:
         plugin = self.plugins.get(name)
         if plugin is None:
-            raise PluginError(f"no plugin named {name!r} in {self.folder}")
+            raise PluginError(f"no plugin named {name!r} in {', '.join(map(str, self.folders))}")
         if plugin.error:
             raise PluginError(f"plugin {name!r} failed to load: {plugin.error}")
         return plugin

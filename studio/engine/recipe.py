@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from .edits import EditError, EditStack, decode_array, encode_array
 from .files import write_atomic
+from .windowed import Window
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RECIPE_KEYWORD = "ganstudio"
@@ -47,6 +48,8 @@ class Recipe:
     software: str | None = None
     legacy: bool = False  # read from the original tool's trailer (w only)
     source: str = ""  # the file it was read from (named in error messages)
+    model_path: str | None = None  # where the model was opened from when the PNG was written
+    window: Window | None = None  # a windowed batch sample: the crops its re-render must use
 
     def check_model(self, sha256: str, name: str = "") -> None:
         if self.model_sha256 and self.model_sha256 != sha256:
@@ -55,17 +58,21 @@ class Recipe:
                 f"not the loaded {name or 'model'} (sha256 {sha256[:12]}...)")
 
 
-def recipe_json(stack: EditStack, ws: np.ndarray, model_sha256: str, model_name: str, device: str) -> dict:
-    """The recipe; ws whose rows are all equal (no mixing or cutoff) are stored as one row and a count."""
+def recipe_json(stack: EditStack, ws: np.ndarray, model_sha256: str, model_name: str, device: str,
+                model_path: str | None = None, window: Window | None = None) -> dict:
+    """The recipe; ws whose rows are all equal (no mixing or cutoff) are stored as one row and a count.  A sample
+    of a windowed batch records its window (without it the re-render would differ in a few pixels by a level)."""
     ws = np.asarray(ws, np.float32)
     rows = {"ws": encode_array(ws)}
     if ws.ndim == 2 and ws.shape[0] > 1 and (ws == ws[:1]).all():
         rows = {"ws": encode_array(ws[:1]), "ws_rows": ws.shape[0]}
+    model = {"sha256": model_sha256, "name": model_name, **({"path": model_path} if model_path else {})}
     return {
         "format": RECIPE_FORMAT, "version": RECIPE_VERSION, "software": f"ganstudio {__version__}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"sha256": model_sha256, "name": model_name}, "device": device,
+        "model": model, "device": device,
         "noise_mode": stack.noise_mode, **rows, "stack": stack.to_json(),
+        **({"window": window.to_json()} if window is not None else {}),
     }
 
 
@@ -236,7 +243,10 @@ def _parse_recipe(text: str, name: str) -> Recipe:
         sha, model_name, software = model.get("sha256"), model.get("name"), d.get("software")
         if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
             raise EditError("model sha256 is not a hex digest")
-        return Recipe(stack, ws, sha, _short_str(model_name), _short_str(software), source=name)
+        path = model.get("path")
+        window = Window.from_json(d["window"]) if "window" in d else None
+        return Recipe(stack, ws, sha, _short_str(model_name), _short_str(software), source=name,
+                      model_path=path if isinstance(path, str) and 0 < len(path) <= 4096 else None, window=window)
     except (EditError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise RecipeError(f"{name}: malformed recipe ({str(e)[:200]})") from None
 

@@ -24,7 +24,7 @@ from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid
 from .loaders import memory_budget_bytes, render_bytes
 from .network import Generator, Stage, SynthesisState, truncate
 from .network_sg3 import input_transform
-from .windowed import Delta, box_area, support, windowed_tail
+from .windowed import Box, Delta, Window, box_area, support, windowed_tail
 
 NOISE_SEED_STRIDE = 1000  # random noise of stage i for noise seed s uses torch seed s * stride + i
 UNIT_DELTA_CACHE = 64  # unit deltas (a x S) kept for fast slider scrubbing
@@ -32,7 +32,6 @@ WINDOW_MAX_AREA = 0.25  # batches whose samples differ over more of a layer than
 Move = tuple[tuple[float, float], float]  # a StyleGAN3 input move: (translate x, y), rotate degrees
 NO_MOVE: Move = ((0.0, 0.0), 0.0)
 MAX_BATCH = 64  # at most this many samples in one batch, memory permitting
-CPU_SG3_BATCH = 1  # StyleGAN3 on the CPU: batches are slower per image (working set beyond the caches), see batch_limit
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -81,6 +80,10 @@ class RenderResult:
     features: dict[str, Tensor] = field(default_factory=dict)  # layer -> [N, C, r, r]
     first_stage: int = 0  # index of the first stage recomputed (len(stages) = everything from cache)
     ms: float = 0.0
+    windows: list[Window | None] | None = None  # per sample: the window it was rendered in (its recipe records it)
+
+    def window(self, index: int) -> Window | None:
+        return self.windows[index] if self.windows else None
 
     def uint8(self) -> np.ndarray:
         return to_uint8(self.images)
@@ -234,10 +237,12 @@ class Renderer:
     @torch.no_grad()
     def synthesize(self, ws: Tensor, tabs: list[list[SpatialTab]], noise_seeds: list[int], noise_mode: str,
                    capture: tuple[str, ...] = (), use_cache: bool = True, until: str | None = None,
-                   moves: list[Move] | None = None) -> RenderResult:
+                   moves: list[Move] | None = None, window: Window | None = None) -> RenderResult:
         """The core loop. ws [N or 1, num_ws, w_dim]; one tab list, noise seed and input move (translate, rotate:
-        StyleGAN3) per sample.  The caller checks the stacks first (`check_stack`: render, render_many and
-        Engine.render_recipe do)."""
+        StyleGAN3) per sample.  Every sample is computed at batch 1, exactly as it is computed alone: a batch's
+        samples share the stages before the first one where they differ, and from there each runs on its own (or
+        windowed, see `_windowed`).  `window` replays a windowed sample from its recipe.  The caller checks the
+        stacks first (`check_stack`: render, render_many and Engine.render_recipe do)."""
         t0 = time.perf_counter()
         n = len(tabs)
         moves = moves or [NO_MOVE] * n
@@ -245,100 +250,196 @@ class Renderer:
             if name not in self.layers and name not in {s.name for s in self.stages}:
                 raise EditError(f"no layer named {name!r}; see `ganstudio info` for the list")
         edit_keys = self._edit_keys(tabs)  # [stage][sample] -> what the sample's tabs add at that stage
-        keys = self._stage_keys(ws, edit_keys, noise_seeds, noise_mode, moves)
-        context = (n, ws.shape[0], noise_mode, self.half)
-        cache = self._cache if use_cache and n == 1 else None
-        start = 0
-        if cache is not None and cache.context == context:
-            while start < len(keys) and start < len(cache.keys) and keys[start] == cache.keys[start]:
-                start += 1
-        states: list[SynthesisState] = list(cache.states[:start]) if start and cache else []
-        s = states[-1] if states else SynthesisState(batch=1 if ws.shape[0] == 1 else n)
         stop = len(self.stages) if until is None else [st.name for st in self.stages].index(until) + 1
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
-            for i in range(start, stop):
-                stage = self.stages[i]
-                noise_differs = noise_mode == "random" and len(set(noise_seeds)) > 1 and stage.kind != "torgb"
-                if s.batch == 1 and n > 1 and noise_differs:
-                    s = _expand(s, n)
-                transform = None
-                if stage.kind == "input":
-                    if s.batch == 1 and n > 1 and len(set(moves)) > 1:
-                        s = SynthesisState(n)
-                    transform = self._transform(moves if s.batch > 1 else moves[:1])
-                noise = self._noise(stage, noise_mode, noise_seeds if s.batch > 1 else noise_seeds[:1])
-                s = self.G.synthesis.run_stage(stage, s, ws, noise, transform)
-                if s.batch == 1 and n > 1 and len(set(edit_keys[i])) > 1:  # the samples part here, after the conv
-                    images = None
-                    if self.windowed and self.G.synthesis.supports_windows and not capture and until is None:
-                        images = self._windowed(i, s, ws, tabs, edit_keys, noise_seeds[:1], noise_mode)
-                    if images is not None:
-                        return RenderResult(images, ws, {}, start, (time.perf_counter() - t0) * 1000)
-                    s = _expand(s, n)
-                delta = self._delta(tabs if s.batch > 1 else tabs[:1], stage) if any(edit_keys[i]) else None
-                if delta is not None:
-                    s.x = s.x + delta.to(s.x.dtype)
-                states.append(s)
-        if use_cache and n == 1 and until is None:
-            self._cache = _Cache(context, keys, states)
-        images = None
-        if until is None:
-            images = s.img.float()
-            if images.shape[0] != n:
-                images = images.expand(n, -1, -1, -1)
-        feats = {}
-        for name in capture:
-            index = [st.name for st in self.stages].index(name)
-            x = image_area(states[index].x.float(), self.stages[index])
-            feats[name] = x.expand(n, -1, -1, -1) if x.shape[0] != n else x
+            if n == 1:
+                result = self._single(ws, tabs[0], noise_seeds[0], noise_mode, moves[0], edit_keys, capture,
+                                      use_cache and window is None, stop, window)
+            else:
+                result = self._batch(ws, tabs, noise_seeds, noise_mode, moves, edit_keys, capture, stop)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        return RenderResult(images, ws, feats, start, (time.perf_counter() - t0) * 1000)
+        result.ms = (time.perf_counter() - t0) * 1000
+        return result
+
+    def _single(self, ws: Tensor, tabs: list[SpatialTab], seed: int, mode: str, move: Move,
+                edit_keys: list[list[str]], capture: tuple[str, ...], use_cache: bool, stop: int,
+                window: Window | None) -> RenderResult:
+        """One sample, resuming from the cache after the longest prefix of unchanged stage keys."""
+        keys = self._stage_keys(ws, edit_keys, [seed], mode, [move])
+        context = (mode, self.half)
+        cache = self._cache if use_cache and self._cache is not None and self._cache.context == context else None
+        start = 0
+        while cache is not None and start < min(len(keys), len(cache.keys)) and keys[start] == cache.keys[start]:
+            start += 1
+        states: list[SynthesisState] = list(cache.states[:start]) if start and cache else []
+        s = states[-1] if states else SynthesisState(batch=1)
+        column = [k[0] for k in edit_keys]
+        if window is not None:  # a windowed sample of a batch job: the same crops, so the same bits
+            split = self.stage_index(window.split)
+            s = self._run(0, split, s, states, ws, tabs, seed, mode, move, column)
+            s = self.G.synthesis.run_stage(self.stages[split], s, ws, self._noise(self.stages[split], mode, [seed]))
+            images = self._window_tail(window, s, ws, tabs, column, seed, mode)
+            return RenderResult(images, ws, {}, 0, windows=[window])
+        s = self._run(start, stop, s, states, ws, tabs, seed, mode, move, column)
+        if use_cache and stop == len(self.stages):
+            self._cache = _Cache(context, keys, states)
+        images = s.img.float() if stop == len(self.stages) else None
+        return RenderResult(images, ws, self._captured(states, capture), start)
+
+    def _batch(self, ws: Tensor, tabs: list[list[SpatialTab]], seeds: list[int], mode: str, moves: list[Move],
+               edit_keys: list[list[str]], capture: tuple[str, ...], stop: int) -> RenderResult:
+        """Several samples: the stages before they part once, then each sample alone (never from the cache)."""
+        n = len(tabs)
+        part, shares_conv = self._parting(ws, edit_keys, seeds, mode, moves, stop)
+        shared: list[SynthesisState] = []
+        s = self._run(0, part, SynthesisState(batch=1), shared, ws, tabs[0], seeds[0], mode, moves[0],
+                      [k[0] for k in edit_keys])
+        if part == stop:  # the samples never differ
+            images = s.img.float().expand(n, -1, -1, -1) if stop == len(self.stages) else None
+            feats = {k: v.expand(n, -1, -1, -1) for k, v in self._captured(shared, capture).items()}
+            return RenderResult(images, ws, feats, 0)
+        if shares_conv:  # they differ only in what their tabs add to this stage's output
+            stage = self.stages[part]
+            s = self.G.synthesis.run_stage(stage, s, ws, self._noise(stage, mode, seeds[:1]),
+                                           self._transform(moves[:1]) if stage.kind == "input" else None)
+            if self.windowed and self.G.synthesis.supports_windows and not capture and stop == len(self.stages):
+                windowed = self._windowed(part, s, ws, tabs, edit_keys, seeds[0], mode)
+                if windowed is not None:
+                    return windowed
+        images, feats = [], {name: [] for name in capture}
+        for k in range(n):
+            states = list(shared) if capture else None
+            sk = self._run(part, stop, s, states, ws[k:k + 1] if ws.shape[0] > 1 else ws, tabs[k], seeds[k],
+                           mode, moves[k], [keys[k] for keys in edit_keys], skip_conv=shares_conv)
+            if stop == len(self.stages):
+                images.append(sk.img.float())
+            for name, x in self._captured(states or [], capture).items():
+                feats[name].append(x)
+        return RenderResult(torch.cat(images) if images else None, ws,
+                            {name: torch.cat(xs) for name, xs in feats.items()}, 0)
+
+    def _run(self, first: int, stop: int, s: SynthesisState, states: list[SynthesisState] | None, ws: Tensor,
+             tabs: list[SpatialTab], seed: int, mode: str, move: Move, edits: list[str],
+             skip_conv: bool = False) -> SynthesisState:
+        """Stages first..stop-1 of one sample (batch 1), each followed by its tabs' delta; the states are appended
+        to `states`.  `skip_conv`: `s` is already stage `first`'s output, only its delta is still to add."""
+        for i in range(first, stop):
+            stage = self.stages[i]
+            if not (skip_conv and i == first):
+                transform = self._transform([move]) if stage.kind == "input" else None
+                s = self.G.synthesis.run_stage(stage, s, ws, self._noise(stage, mode, [seed]), transform)
+            if edits[i]:
+                delta = self._delta([tabs], stage)
+                if delta is not None:  # a new state: `s` may be shared with the other samples of a batch
+                    s = SynthesisState(1, s.x + delta.to(s.x.dtype), s.img, s.shortcut)
+            if states is not None:
+                states.append(s)
+        return s
+
+    def _parting(self, ws: Tensor, edit_keys: list[list[str]], seeds: list[int], mode: str, moves: list[Move],
+                 stop: int) -> tuple[int, bool]:
+        """The first stage at which a batch's samples differ, and whether they still share its convolution (they
+        differ only in what their tabs add to its output); (stop, False) when they never differ."""
+        if ws.shape[0] > 1:
+            return 0, False
+        noise_differs = mode == "random" and len(set(seeds)) > 1 and self.G.synthesis.has_noise
+        for i in range(stop):
+            stage = self.stages[i]
+            if (noise_differs and stage.kind != "torgb") or (stage.kind == "input" and len(set(moves)) > 1):
+                return i, False
+            if len(set(edit_keys[i])) > 1:
+                return i, True
+        return stop, False
+
+    def _captured(self, states: list[SynthesisState], capture: tuple[str, ...]) -> dict[str, Tensor]:
+        names = [st.name for st in self.stages]
+        return {name: image_area(states[names.index(name)].x.float(), self.layers[name]) for name in capture}
+
+    def stage_index(self, name: str) -> int:
+        return [st.name for st in self.stages].index(name)
 
     def clear_cache(self) -> None:
         self._cache = None
         self._ws_memo = None
         self._base_memo = None
 
-    def _windowed(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
-                  edit_keys: list[list[str]], noise_seeds: list[int], noise_mode: str) -> Tensor | None:
-        """Samples with one w that part at stage `split`: each computed only where it can differ from the shared
-        base (windowed.py). None when the samples differ over too much of a layer for windows to pay off."""
-        deltas: list[Delta | None] = [None] * len(self.stages)
-        for j in range(split, len(self.stages)):
-            if any(edit_keys[j]):
-                per_sample = len(set(edit_keys[j])) > 1
-                delta = self._delta(tabs if per_sample else tabs[:1], self.stages[j])
-                if delta is None:
-                    continue
-                box = support(delta) if per_sample else None
-                if per_sample and box_area(box) > WINDOW_MAX_AREA * delta[0, 0].numel():
-                    return None
-                deltas[j] = Delta(delta, per_sample, box)
-        noises = [self._noise(stage, noise_mode, noise_seeds) if j > split else None
-                  for j, stage in enumerate(self.stages)]
-        base = self._base_tail(split, s, ws, tabs, edit_keys, noises, noise_seeds, noise_mode)
-        return windowed_tail(self.G.synthesis, self.stages, base, split, ws, noises, deltas, len(tabs))
+    # -------------------------------------------------------------------------------------------- windows
 
-    def _base_tail(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
-                   edit_keys: list[list[str]], noises: list[Tensor | None], noise_seeds: list[int],
-                   noise_mode: str) -> list[SynthesisState]:
-        """Batch-1 states from stage `split` on with only the deltas all samples share; the last one is kept, so
-        the chunks of one sweep compute it once."""
-        common = [keys[0] if len(set(keys)) == 1 else "" for keys in edit_keys]
-        key = (split, *self._stage_keys(ws, [[c] for c in common], noise_seeds, noise_mode))
+    def _windowed(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
+                  edit_keys: list[list[str]], seed: int, mode: str) -> RenderResult | None:
+        """Samples of one w that part at stage `split` (`s` is its shared output before the deltas), each computed
+        only inside boxes around where it can differ from a shared base (windowed.py).  The boxes cover every
+        sample's deltas, and each sample's PNG records them (`Window`), so its re-render crops alike.  None when
+        the samples differ over too much of a layer for windows to pay off."""
+        boxes: dict[str, Box] = {}
+        for j in range(split, len(self.stages)):
+            if len(set(edit_keys[j])) > 1:
+                delta = self._delta(tabs, self.stages[j])
+                box = support(delta) if delta is not None else None
+                if box is None:
+                    continue
+                if box_area(box) > WINDOW_MAX_AREA * delta[0, 0].numel():
+                    return None
+                boxes[self.stages[j].name] = box
+        window = Window(self.stages[split].name, boxes)
+        images = [self._window_tail(window, s, ws, sample, [keys[k] for keys in edit_keys], seed, mode)
+                  for k, sample in enumerate(tabs)]
+        return RenderResult(torch.cat(images), ws, {}, 0, windows=[window] * len(tabs))
+
+    def _window_tail(self, window: Window, s: SynthesisState, ws: Tensor, tabs: list[SpatialTab], edits: list[str],
+                     seed: int, mode: str) -> Tensor:
+        """One windowed sample from its split stage's output `s`: the base (its tabs' deltas at the stages without
+        a box) is computed once for all samples alike, then the boxed stages run on crops."""
+        split = self.stage_index(window.split)
+        noises = [self._noise(stage, mode, [seed]) if j > split else None for j, stage in enumerate(self.stages)]
+        deltas: list[Delta | None] = [None] * len(self.stages)
+        common: list[str] = []
+        for j, stage in enumerate(self.stages):
+            boxed = stage.name in window.boxes
+            common.append("" if boxed or j < split else edits[j])
+            if j < split or not edits[j] and not boxed:
+                continue
+            delta = self._delta([tabs], stage)
+            if boxed:
+                delta = delta if delta is not None else torch.zeros([1, stage.channels, stage.size, stage.size],
+                                                                   device=self.device)
+                deltas[j] = Delta(delta, True, window.boxes[stage.name])
+            elif delta is not None:
+                deltas[j] = Delta(delta, False)
+        base = self._base_tail(split, s, ws, deltas, common, noises, seed, mode)
+        return windowed_tail(self.G.synthesis, self.stages, base, split, ws, noises, deltas, 1)
+
+    def _base_tail(self, split: int, s: SynthesisState, ws: Tensor, deltas: list[Delta | None], common: list[str],
+                   noises: list[Tensor | None], seed: int, mode: str) -> list[SynthesisState]:
+        """Batch-1 states from stage `split` on with only the deltas of the stages without a box; the last one is
+        kept, so the samples of a sweep (and its chunks) compute it once."""
+        key = (split, *self._stage_keys(ws, [[c] for c in common], [seed], mode))
         if self._base_memo is not None and self._base_memo[0] == key:
             return self._base_memo[1]
         states: list[SynthesisState] = [s] * (split + 1)  # only states[split:] are read
         for j in range(split + 1, len(self.stages)):
-            stage = self.stages[j]
-            s = self.G.synthesis.run_stage(stage, s, ws, noises[j])
-            delta = self._delta(tabs[:1], stage) if common[j] else None
-            if delta is not None:
-                s.x = s.x + delta.to(s.x.dtype)
+            s = self.G.synthesis.run_stage(self.stages[j], s, ws, noises[j])
+            d = deltas[j]
+            if d is not None and not d.per_sample:
+                s = SynthesisState(1, s.x + d.values.to(s.x.dtype), s.img, s.shortcut)
             states.append(s)
         self._base_memo = (key, states)
         return states
+
+    def check_window(self, window: Window) -> None:
+        """Refuse a recorded window this model cannot replay (a recipe from elsewhere, or edited by hand)."""
+        if not self.G.synthesis.supports_windows:
+            raise EditError("the recipe was rendered in windows, which this model's network does not support")
+        names = [st.name for st in self.stages]
+        if window.split not in self.layers:
+            raise EditError(f"the recipe's window starts at {window.split!r}, a layer this model lacks")
+        for name, box in window.boxes.items():
+            if name not in self.layers or names.index(name) < names.index(window.split):
+                raise EditError(f"the recipe's window has a box at {name!r}, not a layer after {window.split}")
+            size = self.layers[name].size
+            if not all(0 <= lo <= hi < size for lo, hi in box):
+                raise EditError(f"the recipe's window box {box} at {name} is outside the {size}x{size} map")
 
     # -------------------------------------------------------------------------------------------- helpers
 
@@ -416,11 +517,8 @@ class Renderer:
 
 def batch_limit(G: Generator, most: int = MAX_BATCH) -> int:
     """How many samples one batch may hold: the memory budget less the weights, over one render's memory (a
-    StyleGAN3-T at 256 px needs ~1.4 GB per sample, so a batch of 32 would not fit a 24 GB machine).  StyleGAN3
-    on the CPU: one sample at a time, the fastest per image (bench/render.py --sg3: a shared-w batch of 32 in parts
-    of 8 / 4 / 2 ran 0.72x / 0.69x / 0.80x the images/s of batch 1), and each then equals its single render."""
-    if G.cfg.family == "stylegan3" and G.w_avg.device.type == "cpu":
-        most = min(most, CPU_SG3_BATCH)
+    StyleGAN3-T at 256 px needs ~1.4 GB per sample).  Each sample runs alone after the stages they share, so this
+    is generous: it bounds what a batch keeps (its images and captured maps) by what the renders would need."""
     weights = 4 * sum(t.numel() for t in G.state_dict().values())
     free = memory_budget_bytes() - weights
     return max(1, min(most, free // max(render_bytes(G.cfg), 1)))
@@ -432,7 +530,11 @@ def _concat(parts: list[RenderResult], n: list[int]) -> RenderResult:
     ws = parts[0].ws if shared else torch.cat([p.ws.expand(k, -1, -1) for p, k in zip(parts, n, strict=True)])
     images = None if parts[0].images is None else torch.cat([p.images for p in parts])
     features = {name: torch.cat([p.features[name] for p in parts]) for name in parts[0].features}
-    return RenderResult(images, ws, features, min(p.first_stage for p in parts), sum(p.ms for p in parts))
+    windows = None
+    if any(p.windows for p in parts):
+        windows = [w for p, k in zip(parts, n, strict=True) for w in (p.windows or [None] * k)]
+    return RenderResult(images, ws, features, min(p.first_stage for p in parts), sum(p.ms for p in parts),
+                        windows)
 
 
 def image_area(x: Tensor, stage: Stage) -> Tensor:
@@ -440,10 +542,3 @@ def image_area(x: Tensor, stage: Stage) -> Tensor:
     `resolution` square for a StyleGAN3 layer (whose margins lie outside the picture)."""
     m = stage.margin
     return x[:, :, m:m + stage.resolution, m:m + stage.resolution] if m else x
-
-
-def _expand(s: SynthesisState, n: int) -> SynthesisState:
-    """One sample -> n copies, channels-last: the layout oneDNN convolves fastest in a batch."""
-    grow = lambda t: None if t is None else t.expand(n, *t.shape[1:]).contiguous(  # noqa: E731
-        memory_format=torch.channels_last)
-    return SynthesisState(n, grow(s.x), grow(s.img), grow(s.shortcut))

@@ -77,6 +77,33 @@ def _crop(t: Tensor, box: Box, origin: tuple[int, int] = (0, 0)) -> Tensor:
     return t[:, :, y0 - origin[0]:y1 - origin[0] + 1, x0 - origin[1]:x1 - origin[1] + 1]
 
 
+@dataclass(frozen=True)
+class Window:
+    """How a windowed sample was computed: the stage where its batch parted, and for each stage whose tabs differ
+    across the batch the box covering all of them.  A PNG's recipe records it, and its re-render crops alike:
+    a convolution's rounding depends on the size of what it convolves, so only the same crops give the same bits."""
+
+    split: str
+    boxes: dict[str, Box]
+
+    def to_json(self) -> dict:
+        return {"split": self.split, "boxes": {k: [list(b[0]), list(b[1])] for k, b in self.boxes.items()}}
+
+    @classmethod
+    def from_json(cls, doc: object) -> Window:
+        """A recorded window, its shape checked (a hostile recipe gets a ValueError); the model checks the rest."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("split"), str) or not isinstance(doc.get("boxes"), dict):
+            raise ValueError("the window is not {split, boxes}")
+        boxes = {}
+        for name, box in list(doc["boxes"].items())[:1000]:
+            ok = isinstance(box, list) and len(box) == 2 and all(
+                isinstance(iv, list) and len(iv) == 2 and all(type(v) is int for v in iv) for iv in box)
+            if not ok:
+                raise ValueError(f"the window's box at {str(name)[:60]!r} is not [[top, bottom], [left, right]]")
+            boxes[str(name)] = ((box[0][0], box[0][1]), (box[1][0], box[1][1]))
+        return cls(doc["split"], boxes)
+
+
 @dataclass
 class Patch:
     """Where the samples differ from the base: a box and the samples' values there [N, C, h, w]."""

@@ -36,12 +36,9 @@ def run_app(args) -> int:
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         print(NO_DISPLAY, file=sys.stderr)
         return 2
-    from ..cli import _model_path
-
     try:
-        engine = Engine.open(_model_path(args.model), args.data or paths.data_root(), device=args.device,
-                             half=args.half)
-    except ModelLoadError as e:
+        engine = Engine.open(paths.model_to_open(args.model), args.data, device=args.device, half=args.half)
+    except (ModelLoadError, paths.NoModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app = StudioApp(engine)
@@ -71,7 +68,7 @@ class StudioApp:
         self._submitted = -1
         self._shown = -1
         self._histories: dict[str, FeatureHistory] = {}
-        self.plugins = PluginManager(paths.plugins_dir())
+        self.plugins = PluginManager(paths.plugin_dirs(engine.data.root))
         self.worker = RenderWorker(self._render_job)
 
     def activate_tab(self, name: str) -> None:
@@ -193,9 +190,7 @@ class StudioApp:
         r = getattr(self, "last", None)
         if r is None:
             return
-        from ..engine.recipe import recipe_json
-
-        recipe = recipe_json(r["stack"], r["ws"], self.engine.model.sha256, self.engine.model.name, self.engine.device)
+        recipe = self.engine.recipe(r["stack"], r["ws"])
         try:
             out = write_png(path, r["image"], recipe)
         except OSError as e:
@@ -330,8 +325,8 @@ class StudioApp:
         def picked(handler):
             return lambda sender, app_data: handler(app_data.get("file_path_name", ""))
 
-        with dpg.file_dialog(tag="dlg_model", show=False, width=640, height=420, default_path=str(paths.models_dir()),
-                             callback=picked(self.open_model)):
+        with dpg.file_dialog(tag="dlg_model", show=False, width=640, height=420,
+                             default_path=str(paths.shipped("models")), callback=picked(self.open_model)):
             for ext in (".safetensors", ".pkl", ".pt", ".pth"):
                 dpg.add_file_extension(ext)
         with dpg.file_dialog(tag="dlg_png", show=False, width=640, height=420, callback=picked(self.import_png)):

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", default="runs/bundled")
     ap.add_argument("--oracle", default="runs/oracle.safetensors")
     ap.add_argument("--name", default=paths.BUNDLED_MODEL_NAME)
-    ap.add_argument("--docs", default=str(paths.PROJECT_ROOT / "docs"))
+    ap.add_argument("--docs", default=str(paths.CHECKOUT / "docs"))
+    ap.add_argument("--shipped", default=str(paths.CHECKOUT), type=Path,
+                    help="the checkout whose models/ and data/ receive the bundle")
     ap.add_argument("--previous-log", type=Path,
                     help="training log of the model this run was --init from, written before the run's own")
     ap.add_argument("--recipe", required=True,
@@ -52,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
 
     G = load_model(run / "generator_ema.safetensors").generator
     G.mapping.w_avg.copy_(estimate_w_avg(G, W_AVG_SAMPLES, seed=0))
-    out = save_model(G, paths.models_dir() / args.name,
+    out = save_model(G, args.shipped / "models" / args.name,
                      notes=f"bundled anime portraits, 64 px, trained on the CPU by studio.train.gan: {args.recipe}; "
                            f"w_avg from {W_AVG_SAMPLES} mapping outputs")
-    shutil.copy(args.oracle, paths.models_dir() / "oracle.safetensors")
+    shutil.copy(args.oracle, args.shipped / "models" / paths.ORACLE_NAME)
     sha = sha256_file(out)
-    data = ModelData(paths.data_root(), sha)
+    data = ModelData(args.shipped / "data", sha)
     data.save_average_latent(G.w_avg.numpy(), W_AVG_SAMPLES)
     print(f"model {out} sha256 {sha}", flush=True)
 

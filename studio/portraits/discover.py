@@ -296,13 +296,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--model", default=str(paths.bundled_model() or ""))
-    ap.add_argument("--oracle", default=str(paths.models_dir() / "oracle.safetensors"))
+    ap.add_argument("--oracle", default=str(paths.oracle()))
+    ap.add_argument("--data", default=str(paths.CHECKOUT / "data"),
+                    help="where the shipped data folder is written (default: the checkout's data/)")
     ap.add_argument("--n-discover", type=int, default=200)
     ap.add_argument("--n-measure", type=int, default=300)
     ap.add_argument("--edits", default=",".join(EDITS))
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    eng = Engine.open(args.model, paths.data_root(), device="cpu")
+    eng = Engine.open(args.model, args.data, device="cpu")
     oracle = load_oracle(args.oracle)
     layers = tuple(eng.renderer.layers)
     t0 = time.time()
