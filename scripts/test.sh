@@ -14,4 +14,17 @@ if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then
 fi
 bash scripts/setup.sh
 .venv/bin/ruff check studio tests bench plugins
-exec .venv/bin/python -m pytest -q "$@"
+# The suite must leave the checkout as it found it (its data goes to a temporary user data folder).
+status() { git status --porcelain --untracked-files=all 2>/dev/null || true; }
+before=$(status)
+set +e
+.venv/bin/python -m pytest -q "$@"
+rc=$?
+set -e
+after=$(status)
+if [ "$before" != "$after" ]; then
+    echo "error: the test suite changed the checkout (git status before and after differ):" >&2
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    [ "$rc" = 0 ] && rc=1
+fi
+exit "$rc"

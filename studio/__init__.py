@@ -1,3 +1,3 @@
-"""GAN Studio: look inside a trained StyleGAN2 and animate what it makes."""
+"""GAN Studio: look inside a trained StyleGAN2 or StyleGAN3 and animate what it makes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,7 +14,8 @@ from .conftest import REPO
 
 CATEGORIES = ("pickles", "zips", "safetensors", "pngs", "networks")
 MAY_LOAD = ("clean-flip-",  # random byte flips in tensor data give a valid file with other weights
-            "tf-loads-")  # a valid TF pickle whose build source would run code: it loads, the code never runs
+            "tf-loads-",  # a valid TF pickle whose build source would run code: it loads, the code never runs
+            "hint-")  # a recipe's recorded model path is only a hint: an unusable one is ignored, the PNG renders
 SECONDS = 5.0
 RSS_MB = 1024
 

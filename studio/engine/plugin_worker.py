@@ -12,12 +12,12 @@ A failure answers {"ok": false, "error": "..."}.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import struct
 import sys
 import traceback
+import types
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -91,9 +91,13 @@ def describe_error(e: BaseException) -> str:
 def import_plugin(path: str) -> tuple[Any, dict]:
     """Import a plugin file under a private module name -> (module, {"ok", "name", "params", "doc"}); used in
     the worker, and in the host for --inline-plugins."""
-    spec = importlib.util.spec_from_file_location(f"ganstudio_plugin_{os.path.basename(path)[:-3]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # compiled and run from its source: no __pycache__ is written beside it (the shipped plugins lie inside the
+    # installation, which the studio never writes), and an edited file is never shadowed by stale bytecode
+    module = types.ModuleType(f"ganstudio_plugin_{os.path.basename(path)[:-3]}")
+    module.__file__ = path
+    with open(path, "rb") as f:
+        source = f.read()
+    exec(compile(source, path, "exec"), module.__dict__)
     if not callable(getattr(module, "detect", None)):
         raise ValueError("it defines no detect(features, image, params) function")
     params = dict(getattr(module, "PARAMS", {}))

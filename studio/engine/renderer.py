@@ -433,7 +433,7 @@ class Renderer:
             raise EditError("the recipe was rendered in windows, which this model's network does not support")
         names = [st.name for st in self.stages]
         if window.split not in self.layers:
-            raise EditError(f"the recipe's window starts at {window.split!r}, a layer this model lacks")
+            raise EditError(f"the recipe's window starts at {window.split!r}, not an editable layer of this model")
         for name, box in window.boxes.items():
             if name not in self.layers or names.index(name) < names.index(window.split):
                 raise EditError(f"the recipe's window has a box at {name!r}, not a layer after {window.split}")
