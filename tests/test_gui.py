@@ -58,6 +58,18 @@ def test_paint_and_slider_change_the_painted_region(model, tmp_path):
         app.wait(lambda p: 30 < p["tab"]["value"] < 120, 20, "slider moved")
         app.settled()
         after = app.image()
+        # the edited image saved from the studio (a render resumed from the cache) re-renders bit for bit
+        saved = tmp_path / "studio.png"
+        app.click(*app.centre("tab_generate"))
+        app.type_into("save_path", str(saved))
+        app.click(*app.centre("btn_save_png"))
+        app.wait(lambda p: saved.is_file(), 20, "PNG saved")
+        assert app.probe()["seed"] == 0  # the path's "g" and "r" went into the field, not to the shortcuts
+        app.xdo("key", "g")  # after Enter the field lets go: the shortcut acts again
+        app.wait(lambda p: p["seed"] != 0, 20, "G rolled a new seed")
+    assert np.array_equal(np.asarray(Image.open(saved)), after.astype(np.uint8))
+    r = run_cli("render", "--data", str(tmp_path / "data"), "--check", "--out", str(tmp_path / "re"), str(saved))
+    assert r.returncode == 0 and "identical to" in r.stdout, r.stdout + r.stderr
     diff = np.abs(after - before).sum(-1)
     inside = np.zeros((64, 64), bool)
     inside[36:48, 20:44] = True  # the painted cells at 4 px per cell

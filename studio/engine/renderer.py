@@ -6,8 +6,10 @@ active tabs' deltas are added to its output, and requested feature maps are capt
 render, and a new render resumes after the longest prefix of unchanged keys.  Moving a tab's slider at 16x16
 therefore recomputes only the stages from 16x16 on, with a result identical to a full render.
 
-Batches: when every sample shares one w (sweeps, combinatorics), the stages run at batch 1 until the first stage
-where the samples differ, then expand, and the modulated weights are shared (ordinary batched convolutions).
+Batches: every sample is computed at batch 1, so it comes out bit-identical to its single render (a batch job's
+PNG re-renders exactly; batched and grouped convolutions round differently).  The stages before the first one where
+the samples differ run once for all of them; samples of one w that differ only inside a small box are windowed
+(windowed.py), and each records its window so that its re-render crops alike.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ class Renderer:
 
     def render_many(self, stacks: list[EditStack], capture: tuple[str, ...] = (), until: str | None = None
                     ) -> RenderResult:
-        """Several images in one batch; shares the modulated weights when all stacks resolve to one w.  A batch
+        """Several images, each bit-identical to its single render; what they share is computed once.  A batch
         larger than memory allows (`batch_limit`) is rendered in parts, with the same result."""
         if len({s.noise_mode for s in stacks}) != 1:
             raise EditError("a batch must use one noise mode")

@@ -71,6 +71,12 @@ class StudioApp:
         self.plugins = PluginManager(paths.plugin_dirs(engine.data.root))
         self.worker = RenderWorker(self._render_job)
 
+    @property
+    def output_dir(self) -> Path:
+        """Where the studio's outputs go unless the user types another path: the user data folder's output/ (never
+        the current folder, which may be the checkout or the installation)."""
+        return self.engine.data.root / "output"
+
     def activate_tab(self, name: str) -> None:
         for i, tab in enumerate(self.state.stack.tabs):
             if tab.name == name:
@@ -238,10 +244,13 @@ class StudioApp:
     # -------------------------------------------------------------------------------------------- keyboard
 
     def _typing(self) -> bool:
+        """Whether keys go to text: a text or number field is being edited, or a file dialog is open (its name
+        field is not one of our items).  Shortcuts act only when not."""
         import dearpygui.dearpygui as dpg
 
-        item = dpg.get_focused_item()
-        return bool(item) and "Input" in dpg.get_item_type(item)
+        if any(dpg.does_item_exist(d) and dpg.is_item_shown(d) for d in ("dlg_model", "dlg_png")):
+            return True
+        return any("Input" in dpg.get_item_type(item) and dpg.is_item_active(item) for item in dpg.get_all_items())
 
     def _key(self, key) -> None:
         import dearpygui.dearpygui as dpg
@@ -400,9 +409,9 @@ class StudioApp:
         tab = self.state.tab
         rects = {}
         for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
-                     "move_rotate", "btn_move_reset", "class_index",
+                     "move_rotate", "btn_move_reset", "class_index", "save_path",
                      "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
-                     "btn_rank"):
+                     "btn_save_png", "btn_rank"):
             if dpg.does_item_exist(item) and dpg.is_item_visible(item):
                 rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
         image = self.canvas.image

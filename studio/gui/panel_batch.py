@@ -44,7 +44,7 @@ class BatchPanel:
             dpg.add_combo(("lerp", "slerp"), tag="bj_method", default_value="lerp", width=80)
             dpg.add_input_text(label="channels", tag="bj_channels", hint="all", width=120)
         dpg.add_input_text(label="folder / PNGs", tag="bj_inputs", width=380, hint="folder, or PNGs separated by ;")
-        dpg.add_input_text(label="output", tag="bj_out", width=380, default_value="out/batch")
+        dpg.add_input_text(label="output", tag="bj_out", width=380, default_value=str(self.app.output_dir / "batch"))
         with dpg.group(horizontal=True):
             dpg.add_button(label="Start", tag="bj_start_btn", callback=self.start)
             dpg.add_button(label="Cancel", callback=lambda: self.cancel.set())
@@ -53,7 +53,7 @@ class BatchPanel:
         dpg.add_separator()
         dpg.add_text("Animation")
         with dpg.group(horizontal=True):
-            dpg.add_input_text(tag="an_out", width=220, default_value="out/animation.gif")
+            dpg.add_input_text(tag="an_out", width=220, default_value=str(self.app.output_dir / "animation.gif"))
             dpg.add_input_float(label="fps", tag="an_fps", default_value=8, width=80, step=0)
             dpg.add_checkbox(label="ping-pong", tag="an_pingpong", default_value=True)
         with dpg.group(horizontal=True):

@@ -50,8 +50,9 @@ class GeneratePanel:
             dpg.add_button(label="Import", tag="btn_import",
                            callback=lambda: self.app.import_png(dpg.get_value("import_path")))
         with dpg.group(horizontal=True):
-            dpg.add_input_text(tag="save_path", width=300, default_value="portraits/image.png")
-            dpg.add_button(label="Save PNG", callback=lambda: self.app.save_png(dpg.get_value("save_path")))
+            dpg.add_input_text(tag="save_path", width=300, default_value=str(self.app.output_dir / "image.png"))
+            dpg.add_button(label="Save PNG", tag="btn_save_png",
+                           callback=lambda: self.app.save_png(dpg.get_value("save_path")))
 
     def _build_move(self) -> None:
         """StyleGAN3's input transform (gen_images.py --translate / --rotate); a middle or Shift drag on the
