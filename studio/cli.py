@@ -164,7 +164,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             dest = eng.save_png(out / src.name, recipe.stack, result)
             if args.check:
                 same = np.array_equal(read_image(src), result.uint8()[0])
-                print(f"{dest}: {'identical to' if same else 'DIFFERS from'} {src}")
+                mine = "fp16" if eng.renderer.half else "fp32"
+                why = "" if same or recipe.precision == mine else f" (made in {recipe.precision}: re-render " \
+                    f"{'with' if recipe.precision == 'fp16' else 'without'} --half)"
+                print(f"{dest}: {'identical to' if same else 'DIFFERS from'} {src}{why}")
                 failures += 0 if same else 1
             else:
                 print(dest)

@@ -445,6 +445,8 @@ def recipe_cases(good: dict) -> list[tuple[str, str, str, bytes]]:
                                                                            for i in range(100_000)}}))
     add("hint-model-path-huge", variant(model={**good["model"], "path": "x" * 100_000}))
     add("hint-model-path-number", variant(model={**good["model"], "path": 5}))
+    add("precision-evil", variant(precision="fp8"))
+    add("precision-number", variant(precision=16))
     # Pillow: a decompression bomb (100,000 x 100,000 pixels in a few KB) and broken image data
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     bomb = PNG_SIGNATURE + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))

@@ -7,7 +7,7 @@ import pytest
 
 from studio.engine.edits import Direction, EditStack, SpatialTab
 from studio.engine.engine import Engine
-from studio.engine.recipe import RecipeError, legacy_trailer, read_recipe
+from studio.engine.recipe import RecipeError, _parse_recipe, legacy_trailer, read_recipe
 
 from .conftest import run_cli
 
@@ -138,3 +138,14 @@ def test_cli_render_reports_bad_files_and_keeps_going(engine, tmp_path):
     assert r.returncode == 1
     assert "bad.png" in r.stderr and "identical to" in r.stdout
     assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+
+
+def test_the_recipe_records_a_reduced_precision_render():
+    from studio.engine.recipe import recipe_json
+
+    stack = EditStack(seed=1)
+    ws = np.zeros((4, 8), np.float32)
+    doc = recipe_json(stack, ws, "0" * 64, "m", "cuda", precision="fp16")
+    assert doc["precision"] == "fp16" and "precision" not in recipe_json(stack, ws, "0" * 64, "m", "cpu")
+    back = _parse_recipe(json.dumps(doc), "x.png")
+    assert back.precision == "fp16" and back.model_path is None

@@ -100,7 +100,7 @@ class Engine:
     def recipe(self, stack: EditStack, ws: np.ndarray, window: Window | None = None) -> dict:
         """The recipe of an image rendered from `stack` with these exact ws [num_ws, w_dim]."""
         return recipe_json(stack, ws, self.model.sha256, self.model.name, self.device,
-                           str(Path(self.model.path).resolve()), window)
+                           str(Path(self.model.path).resolve()), window, "fp16" if self.renderer.half else "fp32")
 
     def recipe_for(self, stack: EditStack, result: RenderResult, index: int = 0) -> dict:
         ws = result.ws[min(index, result.ws.shape[0] - 1)].detach().cpu().numpy()

@@ -50,6 +50,7 @@ class Recipe:
     source: str = ""  # the file it was read from (named in error messages)
     model_path: str | None = None  # where the model was opened from when the PNG was written
     window: Window | None = None  # a windowed batch sample: the crops its re-render must use
+    precision: str = "fp32"  # "fp16": rendered with --half (CUDA), which its re-render needs too
 
     def check_model(self, sha256: str, name: str = "") -> None:
         if self.model_sha256 and self.model_sha256 != sha256:
@@ -59,7 +60,7 @@ class Recipe:
 
 
 def recipe_json(stack: EditStack, ws: np.ndarray, model_sha256: str, model_name: str, device: str,
-                model_path: str | None = None, window: Window | None = None) -> dict:
+                model_path: str | None = None, window: Window | None = None, precision: str = "fp32") -> dict:
     """The recipe; ws whose rows are all equal (no mixing or cutoff) are stored as one row and a count.  A sample
     of a windowed batch records its window (without it the re-render would differ in a few pixels by a level)."""
     ws = np.asarray(ws, np.float32)
@@ -70,7 +71,7 @@ def recipe_json(stack: EditStack, ws: np.ndarray, model_sha256: str, model_name:
     return {
         "format": RECIPE_FORMAT, "version": RECIPE_VERSION, "software": f"ganstudio {__version__}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model, "device": device,
+        "model": model, "device": device, **({"precision": precision} if precision != "fp32" else {}),
         "noise_mode": stack.noise_mode, **rows, "stack": stack.to_json(),
         **({"window": window.to_json()} if window is not None else {}),
     }
@@ -245,8 +246,12 @@ def _parse_recipe(text: str, name: str) -> Recipe:
             raise EditError("model sha256 is not a hex digest")
         path = model.get("path")
         window = Window.from_json(d["window"]) if "window" in d else None
+        precision = d.get("precision", "fp32")
+        if precision not in ("fp32", "fp16"):
+            raise EditError(f"precision {str(precision)[:20]!r} is not fp32 or fp16")
         return Recipe(stack, ws, sha, _short_str(model_name), _short_str(software), source=name,
-                      model_path=path if isinstance(path, str) and 0 < len(path) <= 4096 else None, window=window)
+                      model_path=path if isinstance(path, str) and 0 < len(path) <= 4096 else None, window=window,
+                      precision=precision)
     except (EditError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise RecipeError(f"{name}: malformed recipe ({str(e)[:200]})") from None
 

@@ -281,8 +281,8 @@ class Renderer:
             split = self.stage_index(window.split)
             s = self._run(0, split, s, states, ws, tabs, seed, mode, move, column)
             s = self.G.synthesis.run_stage(self.stages[split], s, ws, self._noise(self.stages[split], mode, [seed]))
-            images = self._window_tail(window, s, ws, tabs, column, seed, mode)
-            return RenderResult(images, ws, {}, 0, windows=[window])
+            images = self._window_batch(window, s, ws, [tabs] * window.batch, column, seed, mode)
+            return RenderResult(images[window.slot:window.slot + 1], ws, {}, 0, windows=[window])
         s = self._run(start, stop, s, states, ws, tabs, seed, mode, move, column)
         if use_cache and stop == len(self.stages):
             self._cache = _Cache(context, keys, states)
@@ -370,10 +370,11 @@ class Renderer:
 
     def _windowed(self, split: int, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
                   edit_keys: list[list[str]], seed: int, mode: str) -> RenderResult | None:
-        """Samples of one w that part at stage `split` (`s` is its shared output before the deltas), each computed
-        only inside boxes around where it can differ from a shared base (windowed.py).  The boxes cover every
-        sample's deltas, and each sample's PNG records them (`Window`), so its re-render crops alike.  None when
-        the samples differ over too much of a layer for windows to pay off."""
+        """Samples of one w that part at stage `split` (`s` is its shared output before the deltas), computed
+        only inside boxes around where they can differ from a shared base (windowed.py), as one batch of crops.
+        The boxes cover every sample's deltas, and each sample's PNG records them with the batch size and its place
+        in the batch (`Window`), so its re-render crops and batches alike.  None when the samples differ over too
+        much of a layer for windows to pay off."""
         boxes: dict[str, Box] = {}
         for j in range(split, len(self.stages)):
             if len(set(edit_keys[j])) > 1:
@@ -384,15 +385,17 @@ class Renderer:
                 if box_area(box) > WINDOW_MAX_AREA * delta[0, 0].numel():
                     return None
                 boxes[self.stages[j].name] = box
-        window = Window(self.stages[split].name, boxes)
-        images = [self._window_tail(window, s, ws, sample, [keys[k] for keys in edit_keys], seed, mode)
-                  for k, sample in enumerate(tabs)]
-        return RenderResult(torch.cat(images), ws, {}, 0, windows=[window] * len(tabs))
+        n = len(tabs)
+        window = Window(self.stages[split].name, boxes, batch=n)
+        images = self._window_batch(window, s, ws, tabs, [keys[0] for keys in edit_keys], seed, mode)
+        return RenderResult(images, ws, {}, 0, windows=[window.at(k) for k in range(n)])
 
-    def _window_tail(self, window: Window, s: SynthesisState, ws: Tensor, tabs: list[SpatialTab], edits: list[str],
-                     seed: int, mode: str) -> Tensor:
-        """One windowed sample from its split stage's output `s`: the base (its tabs' deltas at the stages without
-        a box) is computed once for all samples alike, then the boxed stages run on crops."""
+    def _window_batch(self, window: Window, s: SynthesisState, ws: Tensor, tabs: list[list[SpatialTab]],
+                      edits: list[str], seed: int, mode: str) -> Tensor:
+        """A windowed batch from its split stage's output `s`: the base (the deltas of the stages without a box,
+        alike for all samples: `edits` are sample 0's keys) computed once, then the boxed stages on crops.  A
+        convolution computes each sample of a batch from that sample alone, but rounds by the batch's shape: so a
+        re-render replays its sample in a batch of the recorded size (copies of itself) and keeps its slot."""
         split = self.stage_index(window.split)
         noises = [self._noise(stage, mode, [seed]) if j > split else None for j, stage in enumerate(self.stages)]
         deltas: list[Delta | None] = [None] * len(self.stages)
@@ -402,15 +405,16 @@ class Renderer:
             common.append("" if boxed or j < split else edits[j])
             if j < split or not edits[j] and not boxed:
                 continue
-            delta = self._delta([tabs], stage)
             if boxed:
-                delta = delta if delta is not None else torch.zeros([1, stage.channels, stage.size, stage.size],
-                                                                   device=self.device)
+                delta = self._delta(tabs, stage)
+                if delta is None:
+                    delta = torch.zeros([len(tabs), stage.channels, stage.size, stage.size], device=self.device)
                 deltas[j] = Delta(delta, True, window.boxes[stage.name])
-            elif delta is not None:
-                deltas[j] = Delta(delta, False)
+            else:
+                delta = self._delta(tabs[:1], stage)
+                deltas[j] = Delta(delta, False) if delta is not None else None
         base = self._base_tail(split, s, ws, deltas, common, noises, seed, mode)
-        return windowed_tail(self.G.synthesis, self.stages, base, split, ws, noises, deltas, 1)
+        return windowed_tail(self.G.synthesis, self.stages, base, split, ws, noises, deltas, len(tabs))
 
     def _base_tail(self, split: int, s: SynthesisState, ws: Tensor, deltas: list[Delta | None], common: list[str],
                    noises: list[Tensor | None], seed: int, mode: str) -> list[SynthesisState]:
@@ -442,6 +446,9 @@ class Renderer:
             size = self.layers[name].size
             if not all(0 <= lo <= hi < size for lo, hi in box):
                 raise EditError(f"the recipe's window box {box} at {name} is outside the {size}x{size} map")
+        if not 1 <= window.batch <= MAX_BATCH or not 0 <= window.slot < window.batch:
+            raise EditError(f"the recipe's window has slot {window.slot} of a batch of {window.batch} (at most "
+                            f"{MAX_BATCH})")
 
     # -------------------------------------------------------------------------------------------- helpers
 

@@ -79,15 +79,22 @@ def _crop(t: Tensor, box: Box, origin: tuple[int, int] = (0, 0)) -> Tensor:
 
 @dataclass(frozen=True)
 class Window:
-    """How a windowed sample was computed: the stage where its batch parted, and for each stage whose tabs differ
-    across the batch the box covering all of them.  A PNG's recipe records it, and its re-render crops alike:
-    a convolution's rounding depends on the size of what it convolves, so only the same crops give the same bits."""
+    """How a windowed sample was computed: the stage where its batch parted, for each stage whose tabs differ
+    across the batch the box covering all of them, the batch's size and the sample's slot.  A PNG's recipe records
+    it, and its re-render crops and batches alike: a convolution's rounding depends on the shape of what it
+    convolves (the crop, the batch size), not on the other samples' values, so this gives the same bits."""
 
     split: str
     boxes: dict[str, Box]
+    batch: int = 1  # the size of the batch of crops it was computed in (the crops' convolutions round by it)
+    slot: int = 0  # its place in that batch
+
+    def at(self, slot: int) -> Window:
+        return Window(self.split, self.boxes, self.batch, slot)
 
     def to_json(self) -> dict:
-        return {"split": self.split, "boxes": {k: [list(b[0]), list(b[1])] for k, b in self.boxes.items()}}
+        return {"split": self.split, "boxes": {k: [list(b[0]), list(b[1])] for k, b in self.boxes.items()},
+                "batch": self.batch, "slot": self.slot}
 
     @classmethod
     def from_json(cls, doc: object) -> Window:
@@ -101,7 +108,10 @@ class Window:
             if not ok:
                 raise ValueError(f"the window's box at {str(name)[:60]!r} is not [[top, bottom], [left, right]]")
             boxes[str(name)] = ((box[0][0], box[0][1]), (box[1][0], box[1][1]))
-        return cls(doc["split"], boxes)
+        batch, slot = doc.get("batch", 1), doc.get("slot", 0)
+        if type(batch) is not int or type(slot) is not int:
+            raise ValueError("the window's batch and slot are not integers")
+        return cls(doc["split"], boxes, batch, slot)
 
 
 @dataclass
