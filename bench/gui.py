@@ -1,6 +1,7 @@
-"""Live-scrub benchmark of the studio: the real app under Xvfb drags a spatial tab's slider for 6 s, then for
-6 s more while a batch job renders in the background. Prints displayed renders per second and the event loop's
-iteration times (median, p99, max): the loop must never wait on the model.
+"""Studio benchmark under Xvfb: the CPU an idle studio uses (its process's CPU time over 10 s at rest, after
+start-up), then the live scrub: the real app drags a spatial tab's slider for 6 s, then for 6 s more while a batch
+job renders in the background. Prints displayed renders per second and the event loop's iteration times (median,
+p99, max): the loop must never wait on the model.
 
     python bench/gui.py [--model M]
 """
@@ -13,10 +14,36 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+IDLE_SETTLE_S = 8.0
+IDLE_MEASURE_S = 10.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(cmd: list[str], env: dict) -> float:
+    """Percent of one core the studio uses at rest, measured after it settled."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(IDLE_SETTLE_S)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the studio exited with {proc.returncode}")
+        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(IDLE_MEASURE_S)
+        return 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def main() -> int:
@@ -32,6 +59,8 @@ def main() -> int:
             cmd = [sys.executable, "-m", "studio.cli", "gui", "--data", str(Path(tmp) / "data")]
             if args.model:
                 cmd += ["--model", args.model]
+            idle = idle_cpu(cmd, {**os.environ, "DISPLAY": x.display})
+            print(f"idle studio: {idle:.1f}% of one core (CPU time over {IDLE_MEASURE_S:.0f} s at rest)", flush=True)
             r = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "DISPLAY": x.display, "GANSTUDIO_BENCH": str(out)},
                                capture_output=True, text=True, timeout=300)
         finally:

@@ -191,9 +191,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def stack_from_args(eng, args: argparse.Namespace):
     """The "current sliders and tabs" of a headless job: a PNG's recipe, or a seed, plus --attr and --tab."""
-    from .engine.edits import EditError, EditStack
+    from .engine.edits import DEFAULT_PSI, EditError, EditStack
 
-    stack = eng.read_png(args.start_from).stack if args.start_from else EditStack(seed=args.seed)
+    stack = eng.read_png(args.start_from).stack if args.start_from else EditStack(seed=args.seed, psi=DEFAULT_PSI)
     if args.psi is not None:
         stack.psi = args.psi
     if args.noise:
@@ -339,6 +339,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine.edits import DEFAULT_PSI  # numpy only: the parser stays quick to build
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="checkpoint (.pkl, .pt, .safetensors); default: the bundled model")
     common.add_argument("--data", help=f"the user's data folder: one folder per model hash, models/, plugins/ "
@@ -367,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", parents=[common], help="images from seeds, each PNG with its recipe")
     gen.add_argument("--seeds", required=True, help="e.g. 0-7,12")
-    gen.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = none)")
+    gen.add_argument("--psi", type=float, default=DEFAULT_PSI,
+                     help=f"truncation psi (default {DEFAULT_PSI}, as the studio; 1 = none, NVlabs generate.py's)")
     gen.add_argument("--cutoff", type=int, help="truncate only the first N ws")
     gen.add_argument("--class", dest="class_index", type=int, help="class index of a conditional model")
     gen.add_argument("--noise", choices=("const", "random", "none"), default="const")
@@ -387,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("inputs", nargs="*", help="PNGs (interpolate)")
     b.add_argument("--from", dest="start_from", help="start from this PNG's recipe (latent, sliders, tabs)")
     b.add_argument("--seed", type=int, default=0, help="latent seed when no --from")
-    b.add_argument("--psi", type=float)
+    b.add_argument("--psi", type=float, help=f"truncation psi (default: the --from PNG's, else {DEFAULT_PSI})")
     b.add_argument("--noise", choices=("const", "random", "none"))
     _move_arguments(b)
     b.add_argument("--attr", action="append", metavar="NAME=STRENGTH", help="attribute slider (repeatable)")

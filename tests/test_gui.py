@@ -224,3 +224,27 @@ def test_studio_on_a_stylegan3_model_paints_pans_and_rotates(tmp_path):
         app.click(*app.centre("btn_add_tab"))
         p = app.wait(lambda p: p["tab"] is not None, 20, "new tab")
         assert p["tab"]["layer"] == "L0_36_16" and p["grid"] == 16
+
+
+def test_delete_tab_removes_its_file_and_ctrl_z_brings_both_back(model, tmp_path):
+    from studio.engine.edits import SpatialTab
+    from studio.engine.loaders import load_model
+    from studio.engine.modeldata import ModelData
+
+    data = ModelData(tmp_path / "data", load_model(model).sha256)
+    sel = np.zeros((16, 16), np.float32)
+    sel[3:6, 4:9] = 1
+    path = data.save_tab(SpatialTab("keep me", ["b16.conv0"], sel, {"b16.conv0": np.ones(128, np.float32)}))
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.click(*app.centre("tab_spatial"))
+        app.wait(lambda p: p["tab"] is not None and p["tab"]["name"] == "keep me", 20, "saved tab loaded")
+        app.click(*app.centre("btn_delete_tab"))
+        p = app.wait(lambda p: p["tab"] is None, 20, "tab deleted")
+        assert not path.exists() and "deleted tab 'keep me' and its file" in p["message"]
+        app.xdo("keydown", "ctrl")  # held as a hand holds it (a resting studio draws 5 frames/s)
+        app.xdo("key", "z")
+        app.xdo("keyup", "ctrl")
+        p = app.wait(lambda p: p["tab"] is not None and p["tab"]["name"] == "keep me", 20, "undone")
+        assert path.exists() and p["tab"]["selection_sum"] == 15 and "restored" in p["message"]
+    assert [t.name for t in ModelData(tmp_path / "data", data.sha256).load_tabs()] == ["keep me"]

@@ -124,3 +124,14 @@ def test_broken_directions_are_reported_one_by_one(tmp_path):
         ' {"name": "nan", "vector": [NaN, 1]}, {"name": "ragged", "vector": [[1], [2, 3]]}, {"vector": [1, 1]}]}')
     assert [d.name for d in data.load_directions()] == ["ok"]
     assert len(data.errors) == 3 and "entry 1" in data.errors[0]
+
+
+def test_free_path_never_names_an_existing_file(tmp_path):
+    from studio.engine.files import free_path
+
+    p = tmp_path / "image.png"
+    assert free_path(p) == p
+    p.write_bytes(b"mine")
+    assert free_path(p) == tmp_path / "image-2.png"
+    (tmp_path / "image-2.png").write_bytes(b"also mine")
+    assert free_path(p) == tmp_path / "image-3.png" and p.read_bytes() == b"mine"

@@ -108,3 +108,31 @@ def test_worker_latest_request_wins_and_errors_are_returned():
         assert isinstance(done.error, ValueError)
     finally:
         w.stop()
+
+
+def test_the_frame_pacer_runs_full_speed_while_active_and_slows_at_rest():
+    from studio.gui.pacing import ACTIVE_HOLD_S, IDLE_FRAME_S, FramePacer
+
+    p = FramePacer()
+    p.see_mouse(10.0, (5.0, 5.0), False)  # the mouse moved: active
+    assert p.pause(10.0 + ACTIVE_HOLD_S / 2, 0.01) == 0.0
+    p.see_mouse(11.0, (5.0, 5.0), False)  # still: no new activity
+    assert p.pause(11.0, 0.01) == pytest.approx(IDLE_FRAME_S - 0.01)
+    assert p.pause(11.0, 1.0) == 0.0  # a slow frame is not slowed further
+    p.see_mouse(12.0, (5.0, 5.0), True)  # a button held down counts, without moving
+    assert p.pause(12.1, 0.01) == 0.0
+    p.active(20.0)
+    assert not p.idle(20.0 + ACTIVE_HOLD_S) and p.idle(20.0 + ACTIVE_HOLD_S + 0.01)
+
+
+def test_deleting_a_tab_is_undone_in_place_and_redone(state):
+    s = state
+    s.add_tab("a", "b16.conv0")
+    s.add_tab("b", "b16.conv0")
+    s.add_tab("c", "b16.conv0")
+    s.active_tab = 1
+    deletion = s.delete_tab(had_file=True)
+    assert [t.name for t in s.stack.tabs] == ["a", "c"] and deletion.had_file and deletion.tab.name == "b"
+    assert s.undo() is deletion and [t.name for t in s.stack.tabs] == ["a", "b", "c"] and s.tab.name == "b"
+    assert s.redo() is deletion and [t.name for t in s.stack.tabs] == ["a", "c"]
+    assert s.undo() is deletion and s.undo() is None

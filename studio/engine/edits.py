@@ -20,6 +20,7 @@ import numpy as np
 
 NOISE_MODES = ("const", "random", "none")
 SLIDER_SCALE = 20.0
+DEFAULT_PSI = 0.7  # truncation of new images in the studio and the CLI (one default for both)
 STACK_VERSION = 2  # 2: the StyleGAN3 input transform (written only when one is set, so older files stay 1)
 MAX_TRANSLATE = 100.0  # image widths
 MAX_ROTATE = 1e6  # degrees
@@ -269,7 +270,7 @@ class EditStack:
     z: np.ndarray | None = None  # explicit z [z_dim]; overrides seed
     w: np.ndarray | None = None  # explicit raw latent [num_ws, w_dim]; overrides z and seed
     class_index: int | None = None
-    psi: float = 1.0
+    psi: float = 1.0  # (a recipe without psi means none; new images in the studio and CLI start at DEFAULT_PSI)
     cutoff: int | None = None
     base: np.ndarray | None = None  # truncation centre [num_ws, w_dim]; None = the model's w_avg
     mix: Mix | None = None

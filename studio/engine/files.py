@@ -17,6 +17,19 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def free_path(path: str | Path) -> Path:
+    """`path` if nothing is there, else the first free `stem-2.ext`, `stem-3.ext`, ...: the studio never overwrites
+    a file the user already has."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    for k in range(2, 100_000):
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"no free name like {path}")
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of bytes in memory (the same as sha256_file of a file holding them)."""
     return hashlib.sha256(data).hexdigest()

@@ -18,15 +18,18 @@ import numpy as np
 
 from .. import paths
 from ..engine.analysis import FeatureHistory
-from ..engine.edits import EditStack
+from ..engine.edits import DEFAULT_PSI, EditStack
 from ..engine.engine import Engine
+from ..engine.files import free_path
 from ..engine.loaders import ModelLoadError
 from ..engine.modeldata import DataError
 from ..engine.plugins import PluginManager, apply_detectors, has_detectors
 from ..engine.recipe import RecipeError, write_png
-from .state import StudioState
+from .pacing import FramePacer
+from .state import StudioState, TabDeletion
 from .worker import RenderWorker
 
+GIL_SWITCH_S = 0.0005  # see StudioApp.run
 NO_DISPLAY = ("error: no display to open the studio on (DISPLAY is not set).\n"
               "  On a headless machine: xvfb-run -a ganstudio gui --screenshot shot.png\n"
               "  Or use the command line: ganstudio generate / render / info (ganstudio --help)")
@@ -51,7 +54,8 @@ class StudioApp:
     def __init__(self, engine: Engine):
         self.engine = engine
         layers = {li.name: (li.resolution, li.channels) for li in engine.layers()}
-        self.state = StudioState(EditStack(seed=0, psi=0.7, class_index=0 if engine.config.c_dim else None), layers)
+        first = EditStack(seed=0, psi=DEFAULT_PSI, class_index=0 if engine.config.c_dim else None)
+        self.state = StudioState(first, layers)
         self.default_tab_layer = engine.renderer.default_layer(min(16, engine.config.resolution))
         self.state.set_directions(engine.data.load_directions())
         for tab in engine.data.load_tabs(check=engine.renderer.check_tab):
@@ -70,6 +74,7 @@ class StudioApp:
         self._histories: dict[str, FeatureHistory] = {}
         self.plugins = PluginManager(paths.plugin_dirs(engine.data.root))
         self.worker = RenderWorker(self._render_job)
+        self.pacer = FramePacer()
 
     @property
     def output_dir(self) -> Path:
@@ -198,7 +203,7 @@ class StudioApp:
             return
         recipe = self.engine.recipe(r["stack"], r["ws"])
         try:
-            out = write_png(path, r["image"], recipe)
+            out = write_png(free_path(path), r["image"], recipe)
         except OSError as e:
             self.state.say(f"could not save: {e}", error=True)
             return
@@ -210,6 +215,40 @@ class StudioApp:
             name = f"favourite_{int(time.time() * 1000)}.png"
             self.save_png(str(self.engine.data.dir / "favourites" / name))
             self.engine.data.log_latent(r["ws"], r["stack"].seed, name, tag="favourite")
+
+    def delete_tab(self) -> None:
+        """Delete the active tab and its saved file (a shipped tab is hidden); Ctrl+Z brings both back."""
+        tab = self.state.tab
+        if tab is None:
+            return
+        try:
+            had_file = self.engine.data.delete_tab(tab.name) is not None
+        except (OSError, DataError) as e:
+            self.state.say(f"could not delete the file of tab {tab.name!r}: {e}", error=True)
+            return
+        self.state.delete_tab(had_file)
+        self.spatial.refresh()
+        self.state.say(f"deleted tab {tab.name!r}" + (" and its file" if had_file else "") + " (Ctrl+Z undoes)")
+
+    def undo(self) -> None:
+        self._files_follow(self.state.undo(), restore=True)
+
+    def redo(self) -> None:
+        self._files_follow(self.state.redo(), restore=False)
+
+    def _files_follow(self, action, restore: bool) -> None:
+        """An undone or redone tab deletion takes the tab's file along."""
+        if isinstance(action, TabDeletion) and action.had_file:
+            try:
+                if restore:
+                    self.engine.data.restore_tab(action.tab)
+                else:
+                    self.engine.data.delete_tab(action.tab.name)
+            except (OSError, DataError) as e:
+                self.state.say(f"tab {action.tab.name!r}: {e}", error=True)
+            else:
+                self.state.say(f"tab {action.tab.name!r} {'restored' if restore else 'deleted again'}")
+        self.spatial.refresh()
 
     def save_tab(self) -> None:
         tab = self.state.tab
@@ -243,6 +282,17 @@ class StudioApp:
 
     # -------------------------------------------------------------------------------------------- keyboard
 
+    def _see_activity(self, now: float) -> None:
+        """Full frame rate while the mouse moves or a button is held, a render is due or shown, or the worker is
+        busy; at rest the loop slows down (pacing.py).  Keys and the wheel mark activity in their handlers."""
+        import dearpygui.dearpygui as dpg
+
+        buttons = any(dpg.is_mouse_button_down(b) for b in (dpg.mvMouseButton_Left, dpg.mvMouseButton_Right,
+                                                             dpg.mvMouseButton_Middle))
+        self.pacer.see_mouse(now, tuple(dpg.get_mouse_pos(local=False)), buttons)
+        if self.state.version != self._shown or not self.worker.idle:
+            self.pacer.active(now)
+
     def _typing(self) -> bool:
         """Whether keys go to text: a text or number field is being edited, or a file dialog is open (its name
         field is not one of our items).  Shortcuts act only when not."""
@@ -261,8 +311,8 @@ class StudioApp:
         actions = {
             (dpg.mvKey_G, False): self.generate, (dpg.mvKey_U, False): self.update,
             (dpg.mvKey_Spacebar, False): self.toggle_previous, (dpg.mvKey_F, False): self.favourite,
-            (dpg.mvKey_Z, True): lambda: (self.state.undo(), self.spatial.refresh()),
-            (dpg.mvKey_Y, True): lambda: (self.state.redo(), self.spatial.refresh()),
+            (dpg.mvKey_Z, True): self.undo,
+            (dpg.mvKey_Y, True): self.redo,
             (dpg.mvKey_S, True): self.save_tab,
             (dpg.mvKey_R, False): lambda: setattr(self.state, "record_history", not self.state.record_history),
         }
@@ -308,7 +358,7 @@ class StudioApp:
                     dpg.add_menu_item(label="Toggle previous", shortcut="Space", callback=self.toggle_previous)
                 with dpg.menu(label="Help"):
                     dpg.add_text("G generate, U update, Space previous, F favourite, R record,\n"
-                                 "Ctrl+Z/Y undo/redo strokes, Ctrl+S save tab.\n"
+                                 "Ctrl+Z/Y undo/redo strokes and tab deletions, Ctrl+S save tab.\n"
                                  "Paint: left +1, right -1, ctrl erase; drag paints a rectangle.\n"
                                  "StyleGAN3: middle or Shift + left drag pans the picture.")
             with dpg.group(horizontal=True):
@@ -326,6 +376,8 @@ class StudioApp:
         self._file_dialogs()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=lambda s, key: self._key(key))
+            dpg.add_key_down_handler(callback=lambda s, a: self.pacer.active(time.monotonic()))
+            dpg.add_mouse_wheel_handler(callback=lambda s, a: self.pacer.active(time.monotonic()))
         dpg.set_primary_window("main", True)
 
     def _file_dialogs(self) -> None:
@@ -359,6 +411,10 @@ class StudioApp:
     def run(self, screenshot: str | None = None, frames: int = 30) -> int:
         import dearpygui.dearpygui as dpg
 
+        # Three threads share the GIL: the event loop, the render worker and a batch job.  A thread waiting for it
+        # gets it after at most the switch interval; a render re-takes it after each of its ~100 torch ops, so with
+        # the default 5 ms a job running beside it held the shown renders to ~2/s (bench/gui.py).
+        sys.setswitchinterval(GIL_SWITCH_S)
         dpg.create_context()
         try:
             self.build()
@@ -369,9 +425,12 @@ class StudioApp:
             probe = os.environ.get("GANSTUDIO_PROBE")
             bench = ScrubBenchmark(self, os.environ["GANSTUDIO_BENCH"]) if os.environ.get("GANSTUDIO_BENCH") else None
             frame, shot_frame = 0, None
+            paced = bench is None and not screenshot  # automation runs at full speed
             while dpg.is_dearpygui_running():
+                t_frame = time.monotonic()
                 if bench is not None and bench.step():
                     break
+                self._see_activity(t_frame)
                 self._pump()
                 self.canvas.handle_mouse()
                 if self.canvas.panned:
@@ -386,7 +445,10 @@ class StudioApp:
                     self.plugin_panel.poll_files()
                 dpg.render_dearpygui_frame()
                 frame += 1
-                if probe and frame % 3 == 0:
+                if paced:
+                    now = time.monotonic()
+                    time.sleep(self.pacer.pause(now, now - t_frame))
+                if probe and (frame % 3 == 0 or self.pacer.idle(time.monotonic())):  # at rest: every frame
                     self._write_probe(probe, frame)
                 if screenshot:
                     if shot_frame is None and frame >= frames and self._shown == self.state.version:
@@ -411,7 +473,7 @@ class StudioApp:
         for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
                      "move_rotate", "btn_move_reset", "class_index", "save_path",
                      "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
-                     "btn_save_png", "btn_rank"):
+                     "btn_save_png", "btn_rank", "btn_delete_tab"):
             if dpg.does_item_exist(item) and dpg.is_item_visible(item):
                 rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
         image = self.canvas.image

@@ -11,6 +11,7 @@ import dearpygui.dearpygui as dpg
 from ..engine import jobs
 from ..engine.animate import collect_frames, write_animation
 from ..engine.edits import EditError, parse_channel_list
+from ..engine.files import free_path
 from ..engine.recipe import RecipeError
 from .worker import lower_thread_priority
 
@@ -56,6 +57,10 @@ class BatchPanel:
             dpg.add_input_text(tag="an_out", width=220, default_value=str(self.app.output_dir / "animation.gif"))
             dpg.add_input_float(label="fps", tag="an_fps", default_value=8, width=80, step=0)
             dpg.add_checkbox(label="ping-pong", tag="an_pingpong", default_value=True)
+            # a 64 px model's GIF at 64x64 is a thumbnail: by default frames are enlarged to about 256 px
+            dpg.add_input_int(label="upscale", tag="an_upscale", width=80, min_value=1, max_value=16,
+                              min_clamped=True, max_clamped=True,
+                              default_value=max(1, 256 // self.app.engine.config.resolution))
         with dpg.group(horizontal=True):
             dpg.add_button(label="Animate last run", callback=self.animate_run)
             dpg.add_checkbox(label="record shown frames", tag="an_record",
@@ -152,11 +157,12 @@ class BatchPanel:
 
     # -------------------------------------------------------------------------------------------- animation
 
-    def _write(self, frames) -> None:
+    def _write(self, frames, problems: list[str] | None = None) -> None:
         try:
-            out = write_animation(frames, dpg.get_value("an_out"), fps=dpg.get_value("an_fps"),
-                                  use_pingpong=dpg.get_value("an_pingpong"))
-            self.state.say(f"wrote {out} ({len(frames)} frames)")
+            out = write_animation(frames, free_path(dpg.get_value("an_out")), fps=dpg.get_value("an_fps"),
+                                  use_pingpong=dpg.get_value("an_pingpong"), upscale=dpg.get_value("an_upscale"))
+            skipped = f"; skipped {len(problems)}: {'; '.join(problems[:3])}" if problems else ""
+            self.state.say(f"wrote {out} ({len(frames)} frames){skipped}", error=bool(problems))
         except (EditError, OSError) as e:
             self.state.say(str(e), error=True)
 
@@ -165,7 +171,7 @@ class BatchPanel:
             self.state.say("run a batch job first", error=True)
             return
         frames, problems = collect_frames([self.folder])
-        self._write(frames)
+        self._write(frames, problems)
 
     def save_recording(self) -> None:
         if not self.recording:

@@ -31,7 +31,7 @@ class SpatialPanel:
         with dpg.group(horizontal=True):
             dpg.add_checkbox(label="active", tag="tab_active", callback=self._active)
             dpg.add_button(label="Rename", callback=self._rename)
-            dpg.add_button(label="Delete", callback=lambda: (st.delete_tab(), self.refresh()))
+            dpg.add_button(label="Delete", tag="btn_delete_tab", callback=self.app.delete_tab)
             dpg.add_button(label="Save (Ctrl+S)", callback=lambda: self.app.save_tab())
         with dpg.group(horizontal=True):
             dpg.add_combo([], tag="tab_saved", width=180)
@@ -55,8 +55,8 @@ class SpatialPanel:
             dpg.add_checkbox(label="colour-blind", callback=lambda s, a: setattr(st, "colour_blind", a))
             dpg.add_checkbox(label="grid", default_value=True, callback=lambda s, a: setattr(st, "show_grid", a))
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Undo (Ctrl+Z)", callback=lambda: (st.undo(), self.refresh()))
-            dpg.add_button(label="Redo (Ctrl+Y)", callback=lambda: (st.redo(), self.refresh()))
+            dpg.add_button(label="Undo (Ctrl+Z)", callback=self.app.undo)
+            dpg.add_button(label="Redo (Ctrl+Y)", callback=self.app.redo)
         dpg.add_text("non-zero weights (editable)")
         with dpg.table(tag="tab_table", header_row=True, height=150, scrollY=True, policy=dpg.mvTable_SizingFixedFit):
             dpg.add_table_column(label="channel")

@@ -23,6 +23,18 @@ class Stroke:
 
 
 @dataclass
+class TabDeletion:
+    """Deleting a tab, for undo/redo: where it was, the tab itself, and whether its saved file went with it."""
+
+    index: int
+    tab: SpatialTab
+    had_file: bool = False
+
+
+Action = Stroke | TabDeletion
+
+
+@dataclass
 class StudioState:
     stack: EditStack
     layers: dict[str, tuple[int, int]]  # layer -> (resolution, channels)
@@ -38,8 +50,8 @@ class StudioState:
     message: str = ""
     message_is_error: bool = False
     version: int = 0  # bumped by every change that needs a new render
-    undo_stack: list[Stroke] = field(default_factory=list)
-    redo_stack: list[Stroke] = field(default_factory=list)
+    undo_stack: list[Action] = field(default_factory=list)
+    redo_stack: list[Action] = field(default_factory=list)
 
     # -------------------------------------------------------------------------------------------- basics
 
@@ -146,10 +158,18 @@ class StudioState:
         self.touch()
         return added
 
-    def delete_tab(self) -> None:
+    def delete_tab(self, had_file: bool = False) -> TabDeletion | None:
+        """Remove the active tab (undoable: Ctrl+Z puts it back where it was)."""
         if self.tab is None:
-            return
-        del self.stack.tabs[self.active_tab]
+            return None
+        deletion = TabDeletion(self.active_tab, self.tab, had_file)
+        self._delete(deletion)
+        self.undo_stack.append(deletion)
+        self.redo_stack.clear()
+        return deletion
+
+    def _delete(self, d: TabDeletion) -> None:
+        del self.stack.tabs[d.index]
         self.active_tab = (len(self.stack.tabs) - 1) if self.stack.tabs else None
         self.touch()
 
@@ -190,7 +210,15 @@ class StudioState:
         self.redo_stack.clear()
         self.touch()
 
-    def _apply_stroke(self, stroke: Stroke, undo: bool) -> bool:
+    def _apply_stroke(self, stroke: Action, undo: bool) -> bool:
+        if isinstance(stroke, TabDeletion):
+            if undo:
+                self.stack.tabs.insert(min(stroke.index, len(self.stack.tabs)), stroke.tab)
+                self.active_tab = min(stroke.index, len(self.stack.tabs) - 1)
+                self.touch()
+            elif stroke.tab in self.stack.tabs:
+                self._delete(TabDeletion(self.stack.tabs.index(stroke.tab), stroke.tab))
+            return True
         for i, t in enumerate(self.stack.tabs):
             if t.name == stroke.tab:
                 t.selection = (stroke.before if undo else stroke.after).copy()
@@ -199,14 +227,19 @@ class StudioState:
                 return True
         return False
 
-    def undo(self) -> None:
+    def undo(self) -> Action | None:
+        """Undo the last stroke or tab deletion; returns it (the app restores a deleted tab's file)."""
         if self.undo_stack:
             stroke = self.undo_stack.pop()
             if self._apply_stroke(stroke, undo=True):
                 self.redo_stack.append(stroke)
+                return stroke
+        return None
 
-    def redo(self) -> None:
+    def redo(self) -> Action | None:
         if self.redo_stack:
             stroke = self.redo_stack.pop()
             if self._apply_stroke(stroke, undo=False):
                 self.undo_stack.append(stroke)
+                return stroke
+        return None
