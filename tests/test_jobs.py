@@ -60,8 +60,19 @@ def test_axis_sweep_files_contact_sheet_and_untouched_tab(engine, tmp_path):
     recipe = engine.read_png(folder / "7_n_mouth.png")
     w = recipe.stack.tabs[-1].weights["b16.conv0"]
     assert w[7] == -1 and np.count_nonzero(w) == 1
+    written = np.asarray(Image.open(folder / "7_n_mouth.png"))
     single = engine.render(recipe.stack, use_cache=False).uint8()[0].astype(int)
-    assert np.abs(single - np.asarray(Image.open(folder / "7_n_mouth.png")).astype(int)).max() <= 1
+    assert np.abs(single - written.astype(int)).max() <= 1  # rendered whole, not in the job's window: rounding
+    assert recipe.window is not None and np.array_equal(engine.render_recipe(recipe).uint8()[0], written)
+    # the contact sheet: every tile with its channel and sign printed under it, in plan order
+    assert [json.loads(line)["label"] for line in (folder / "plan.jsonl").read_text().splitlines()][:4] == \
+        ["0+", "0-", "1+", "1-"]
+    sheet = np.asarray(Image.open(folder / "contact_sheet.png"))
+    h = written.shape[0]
+    assert sheet.shape == (h + jobs.LABEL_H + 2, 16 * (h + 2), 3)
+    bands = [sheet[h:h + jobs.LABEL_H, c * (h + 2):c * (h + 2) + h].max(axis=2) for c in range(8)]
+    assert all((b > 150).sum() > 5 for b in bands)  # text in every label band
+    assert not np.array_equal(bands[0], bands[7])  # "0+" and "7-" read differently
 
 
 def test_cancel_leaves_complete_files_and_a_manifest(engine, tmp_path, monkeypatch):

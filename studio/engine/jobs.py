@@ -39,6 +39,7 @@ CHUNK = 32  # images rendered per batch
 class Item:
     name: str  # output file name (without folder)
     stack: EditStack
+    label: str = ""  # what the contact sheet prints under its tile (e.g. "89+": channel 89, positive)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class DiskFullError(OSError):
 
 
 PLAN_FILE = "plan.jsonl"
+MAX_LABEL = 12  # characters under a contact-sheet tile
 MANIFEST = "manifest.json"
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -93,7 +95,8 @@ class Job:
                         "planned": len(self.items), "plan": PLAN_FILE, "wants_contact_sheet": self.contact_sheet,
                         "files": [], "failed": {},
                         "problems": list(self.problems)}
-            plan = "".join(json.dumps({"name": it.name, "stack": it.stack.to_json()}) + "\n" for it in self.items)
+            plan = "".join(json.dumps({"name": it.name, "label": it.label, "stack": it.stack.to_json()}) + "\n"
+                           for it in self.items)
             write_atomic(folder / PLAN_FILE, plan.encode())
             todo = list(self.items)
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
@@ -139,7 +142,9 @@ class Job:
                             images_per_second=round(written / max(seconds, 1e-9), 2))
             try:
                 if self.contact_sheet and manifest["status"] == "complete":
-                    sheet = _sheet_images(folder, [it.name for it in self.items], thumbs)
+                    labels = {it.name: it.label for it in self.items}
+                    sheet = [(labels.get(name) or name, img)
+                             for name, img in _sheet_images(folder, [it.name for it in self.items], thumbs)]
                     if sheet:
                         write_atomic(folder / "contact_sheet.png", encode_png(contact_sheet(sheet)), durable=False)
                         manifest["contact_sheet"] = "contact_sheet.png"
@@ -230,7 +235,7 @@ def read_plan(folder: Path) -> tuple[dict, Job]:
             name = str(d["name"])
             if Path(name).name != name or not name.endswith(".png"):
                 raise EditError(f"bad file name {name!r}")
-            items.append(Item(name, EditStack.from_json(d["stack"])))
+            items.append(Item(name, EditStack.from_json(d["stack"]), str(d.get("label", ""))[:MAX_LABEL]))
         except (ValueError, KeyError, TypeError) as e:
             raise EditError(f"{folder / PLAN_FILE} line {i + 1}: {e}") from None
     # what is really on disk, whatever the manifest says (files land after its last update on SIGKILL or a power
@@ -284,15 +289,24 @@ def _new_folder(root: Path, kind: str) -> Path:
     raise AssertionError("unreachable")
 
 
+LABEL_H = 12  # pixels of the label band under each tile
+
+
 def contact_sheet(items: list[tuple[str, np.ndarray]], columns: int = 16) -> np.ndarray:
-    """The images side by side in rows, for scanning a sweep at a glance."""
+    """The images side by side in rows, each with its label printed under it (a sweep's tile says its channel
+    and sign, "89+"), for scanning a sweep at a glance."""
+    from PIL import Image, ImageDraw
+
     h, w = items[0][1].shape[:2]
     rows = -(-len(items) // columns)
-    sheet = np.full((rows * (h + 2), columns * (w + 2), 3), 32, np.uint8)
-    for i, (_, img) in enumerate(items):
+    cell_h, cell_w = h + LABEL_H + 2, w + 2
+    canvas = Image.new("RGB", (columns * cell_w, rows * cell_h), (32, 32, 32))
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, img) in enumerate(items):
         r, c = divmod(i, columns)
-        sheet[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
-    return sheet
+        canvas.paste(Image.fromarray(np.ascontiguousarray(img, np.uint8)), (c * cell_w, r * cell_h))
+        draw.text((c * cell_w + 2, r * cell_h + h), str(label)[:MAX_LABEL], fill=(230, 230, 230))
+    return np.asarray(canvas)
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -410,7 +424,8 @@ def axis_aligned_sweep(stack: EditStack, tab_index: int, channels: list[int] | N
             w = np.zeros(n_ch, np.float32)
             w[ch] = sign
             probe = SpatialTab(tab.name, [layer], tab.selection, {layer: w}, tab.value, True)
-            items.append(Item(f"{ch}_{tag}_{_safe(tab.name)}.png", stack.copy(tabs=[*others, probe])))
+            items.append(Item(f"{ch}_{tag}_{_safe(tab.name)}.png", stack.copy(tabs=[*others, probe]),
+                              f"{ch}{'+' if sign > 0 else '-'}"))
     job = Job("axis_aligned", items, {"tab": tab.name, "layer": layer, "channels": channels,
                                       "value": tab.value, "multiplier": multiplier(tab.value)})
     job.contact_sheet = True
