@@ -18,71 +18,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, paths
-
-
-class CliError(Exception):
-    """A user-facing failure: printed without a traceback, exit code 2."""
-
-
-def model_path(arg: str | None) -> Path:
-    try:
-        return paths.model_to_open(arg)
-    except paths.NoModelError as e:
-        raise CliError(str(e)) from None
-
-
-def _engine(args: argparse.Namespace):
-    from .engine.engine import Engine
-
-    return Engine.open(model_path(args.model), args.data, device=args.device, half=args.half)
-
-
-def _plugins(args: argparse.Namespace):
-    from .engine.plugins import PluginManager
-
-    extra = [Path(args.plugins)] if getattr(args, "plugins", None) else []
-    return PluginManager([*extra, *paths.plugin_dirs(paths.user_data_root(args.data))])
-
-
-class RecipeEngines:
-    """The engine for each PNG's recipe: --model if given, else the model the recipe names, found by its hash
-    (ModelIndex: the recorded path, recent models, the user's and shipped model folders).  A few stay open."""
-
-    KEEP = 3
-
-    def __init__(self, args: argparse.Namespace):
-        from .engine.modelindex import ModelIndex
-
-        self.args = args
-        root = paths.user_data_root(args.data)
-        self.index = ModelIndex(root, tuple(paths.model_dirs(root)))
-        self.open: dict[str, object] = {}
-
-    def for_recipe(self, recipe):
-        from .engine.engine import Engine
-        from .engine.recipe import RecipeError
-
-        if self.args.model or recipe.model_sha256 is None:  # a legacy latent names no model: the bundled one
-            path = model_path(self.args.model)
-        else:
-            path = self.index.find(recipe.model_sha256, recipe.model_path)
-            if path is None:
-                raise RecipeError(f"{recipe.source}: no model file with sha256 {recipe.model_sha256[:12]}... "
-                                  f"({recipe.model_name or 'unnamed'}) found; looked in "
-                                  f"{self.index.where(recipe.model_path)}. Pass --model PATH")
-        key = str(path.resolve())
-        if key not in self.open:
-            if len(self.open) >= self.KEEP:
-                self.open.pop(next(iter(self.open)))
-            self.open[key] = Engine.open(path, self.args.data, device=self.args.device, half=self.args.half)
-        return self.open[key]
-
-
-def _progress(iterable, total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="img", disable=quiet or total < 2, file=sys.stderr)
-
+from .cli_common import CliError, RecipeEngines, model_path, open_engine, plugins_for, progress
 
 # ------------------------------------------------------------------------------------------------ commands
 
@@ -127,11 +63,11 @@ def parse_move(args: argparse.Namespace) -> tuple[tuple[float, float], float]:
 def cmd_generate(args: argparse.Namespace) -> int:
     from .engine.edits import EditStack, parse_seeds
 
-    eng = _engine(args)
+    eng = open_engine(args)
     seeds = parse_seeds(args.seeds)
     move = parse_move(args)
     out = Path(args.out)
-    for seed in _progress(seeds, len(seeds), "generate", args.quiet):
+    for seed in progress(seeds, len(seeds), "generate", args.quiet):
         stack = EditStack(seed=seed, psi=args.psi, cutoff=args.cutoff, class_index=args.class_index,
                           noise_mode=args.noise, noise_seed=seed, translate=move[0], rotate=move[1])
         result = eng.render(stack, use_cache=False)
@@ -155,7 +91,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     engines = RecipeEngines(args)
     out = Path(args.out)
     failures = 0
-    for src in _progress(args.pngs, len(args.pngs), "render", args.quiet):
+    for src in progress(args.pngs, len(args.pngs), "render", args.quiet):
         src = Path(src)
         try:
             eng = engines.for_recipe(read_recipe(src))
@@ -266,7 +202,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from .engine import jobs
 
-    eng = _engine(args)
+    eng = open_engine(args)
     folder = None
     if args.resume:
         folder = Path(args.resume)
@@ -288,10 +224,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print("nothing to render", file=sys.stderr)
         return 1
     cancel = threading.Event()
-    bar = _progress(None, len(job.items), job.kind, args.quiet)
+    bar = progress(None, len(job.items), job.kind, args.quiet)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        for p in job.run(eng, args.out, cancel, plugins=_plugins(args), folder=folder):
+        for p in job.run(eng, args.out, cancel, plugins=plugins_for(args), folder=folder):
             bar.update(p.done - bar.n)
             folder = p.folder
     except KeyboardInterrupt:
@@ -323,7 +259,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
 
 def cmd_import_csv(args: argparse.Namespace) -> int:
-    eng = _engine(args)
+    eng = open_engine(args)
     n = eng.data.import_original(args.kind.replace("-", "_"), args.csv, eng.config.w_dim)
     print(f"imported {n} row(s) of {args.csv} into {eng.data.dir}")
     return 0

@@ -40,10 +40,10 @@ def _selection(eng, args: argparse.Namespace, layer: str) -> np.ndarray:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from .cli import _engine
+    from .cli_common import open_engine
     from .engine.analysis import rank_channels, top_channels
 
-    eng = _engine(args)
+    eng = open_engine(args)
     stacks = _seeds_stacks(args)
     sel = _selection(eng, args, args.layer)
     r = eng.renderer.render_many(stacks, capture=(args.layer,), until=args.layer)
@@ -57,11 +57,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from .cli import _engine, _plugins
+    from .cli_common import open_engine, plugins_for
     from .engine.plugins import coerce_params, run_plugin
 
-    eng = _engine(args)
-    plugin = _plugins(args).get(args.plugin)
+    eng = open_engine(args)
+    plugin = plugins_for(args).get(args.plugin)
     params = coerce_params(plugin, dict(p.split("=", 1) for p in args.param or []))
     layers = tuple(plugin.needed_layers(params))
     out = Path(args.out)
@@ -81,11 +81,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_discover(args: argparse.Namespace) -> int:
     from . import paths
-    from .cli import CliError, _engine
+    from .cli_common import CliError, open_engine
     from .portraits import discover as D
     from .portraits.oracle import load_oracle
 
-    eng = _engine(args)
+    eng = open_engine(args)
     oracle_path = Path(args.oracle) if args.oracle else paths.oracle()
     if not oracle_path.exists():
         raise CliError(f"discover needs the part oracle ({oracle_path}); it belongs to the bundled model")
@@ -108,10 +108,10 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from .cli import CliError, _engine, _plugins
+    from .cli_common import CliError, open_engine, plugins_for
     from .engine.plugins import apply_detectors
 
-    eng = _engine(args)
+    eng = open_engine(args)
     tab = eng.data.load_tab(eng.data.tab_path(args.tab))
     tab.active = True
     if args.value is not None:
@@ -122,7 +122,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         tab.detector = {**tab.detector, "mode": "run_and_modify"}
     elif tab.detector:
         tab.detector = {**tab.detector, "mode": "off"}
-    manager = _plugins(args)
+    manager = plugins_for(args)
     out = Path(args.out)
     failures = 0
     for stack in _seeds_stacks(args):
