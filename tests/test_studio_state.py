@@ -136,3 +136,14 @@ def test_deleting_a_tab_is_undone_in_place_and_redone(state):
     assert s.undo() is deletion and [t.name for t in s.stack.tabs] == ["a", "b", "c"] and s.tab.name == "b"
     assert s.redo() is deletion and [t.name for t in s.stack.tabs] == ["a", "c"]
     assert s.undo() is deletion and s.undo() is None
+
+
+def test_messages_are_logged_whole_and_bounded(state):
+    from studio.gui.state import LOG_SIZE
+
+    long = "x" * 500
+    state.say(long, error=True)
+    assert state.message == long and state.log[-1][1:] == (long, True)
+    for i in range(LOG_SIZE + 5):
+        state.say(f"m{i}")
+    assert len(state.log) == LOG_SIZE and state.log[-1][1] == f"m{LOG_SIZE + 4}" and not state.message_is_error

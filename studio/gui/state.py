@@ -6,11 +6,14 @@ tested headless.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..engine.edits import Direction, EditError, EditStack, SpatialTab, parse_channel_list
+
+LOG_SIZE = 200  # messages kept for the status bar's log
 
 
 @dataclass
@@ -50,6 +53,8 @@ class StudioState:
     message: str = ""
     message_is_error: bool = False
     version: int = 0  # bumped by every change that needs a new render
+    message_time: float = 0.0  # when the message was said (monotonic)
+    log: list[tuple[str, str, bool]] = field(default_factory=list)  # (clock time, message, error)
     undo_stack: list[Action] = field(default_factory=list)
     redo_stack: list[Action] = field(default_factory=list)
 
@@ -59,7 +64,11 @@ class StudioState:
         self.version += 1
 
     def say(self, text: str, error: bool = False) -> None:
+        """The status line's message; every message is also kept in `log` (newest last, the last LOG_SIZE)."""
         self.message, self.message_is_error = text, error
+        self.message_time = time.monotonic()
+        self.log.append((time.strftime("%H:%M:%S"), text, error))
+        del self.log[:-LOG_SIZE]
 
     @property
     def tab(self) -> SpatialTab | None:
