@@ -43,7 +43,8 @@ def test_paint_and_slider_change_the_painted_region(model, tmp_path):
         before = app.image()
         app.click(*app.centre("tab_spatial"))
         app.click(*app.centre("btn_add_tab"))
-        app.wait(lambda p: p["tab"] is not None and p["grid"] == 16, 20, "new tab")
+        p = app.wait(lambda p: p["tab"] is not None and p["grid"] == 16, 20, "new tab")
+        assert p["plugins_tab"] == f"detector of tab {p['tab']['name']!r}"  # the other panels follow the new tab
         app.type_into("tab_weights", "0-127")
         app.wait(lambda p: p["tab"]["channels"] == 128, 20, "channels set")
         # paint cells rows 9..11, cols 5..10 of the 16x16 grid with a left-button drag

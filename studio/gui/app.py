@@ -227,7 +227,7 @@ class StudioApp:
             self.state.say(f"could not delete the file of tab {tab.name!r}: {e}", error=True)
             return
         self.state.delete_tab(had_file)
-        self.spatial.refresh()
+        self.refresh_panels()
         self.state.say(f"deleted tab {tab.name!r}" + (" and its file" if had_file else "") + " (Ctrl+Z undoes)")
 
     def undo(self) -> None:
@@ -248,7 +248,7 @@ class StudioApp:
                 self.state.say(f"tab {action.tab.name!r}: {e}", error=True)
             else:
                 self.state.say(f"tab {action.tab.name!r} {'restored' if restore else 'deleted again'}")
-        self.spatial.refresh()
+        self.refresh_panels()
 
     def save_tab(self) -> None:
         tab = self.state.tab
@@ -490,6 +490,7 @@ class StudioApp:
                 "done": self.batch.progress.done, "total": self.batch.progress.total,
                 "folder": str(self.batch.progress.folder), "running": self.batch.thread is not None},
             "image_mean": None if image is None else float(image.mean()),
+            "plugins_tab": dpg.get_value("pl_tab") if dpg.does_item_exist("pl_tab") else None,
         }
         if image is not None and getattr(self, "_probed_image", None) is not image:
             self._probed_image = image

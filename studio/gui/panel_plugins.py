@@ -30,7 +30,7 @@ class PluginsPanel:
         lines = []
         for p in self.manager.plugins.values():
             lines.append(f"{p.name}: {'BROKEN - ' + p.error if p.error else 'ok'}")
-        dpg.set_value("pl_list", "\n".join(lines) or f"no plugins in {self.manager.folder}")
+        dpg.set_value("pl_list", "\n".join(lines) or f"no plugins in {', '.join(map(str, self.manager.folders))}")
         dpg.configure_item("pl_plugin", items=[p.name for p in self.manager.plugins.values() if not p.error])
         tab = self.state.tab
         dpg.delete_item("pl_params", children_only=True)

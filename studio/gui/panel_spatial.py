@@ -88,7 +88,7 @@ class SpatialPanel:
         layer = dpg.get_value("tab_layer").split()[0]
         name = dpg.get_value("tab_name").strip() or f"tab_{layer}"
         self.state.add_tab(name, layer)
-        self.refresh()
+        self.app.refresh_panels()  # the Plugins and Feature maps panels name the active tab too
 
     def _select(self, sender, label: str) -> None:
         name = label[2:]
@@ -108,7 +108,7 @@ class SpatialPanel:
             self.state.rename_tab(dpg.get_value("tab_name"))
         except EditError as e:
             self.state.say(str(e), error=True)
-        self.refresh()
+        self.app.refresh_panels()  # the Plugins and Feature maps panels name the active tab too
 
     def _load(self) -> None:
         name = dpg.get_value("tab_saved")
@@ -119,7 +119,7 @@ class SpatialPanel:
             self.state.say(f"loaded tab {name!r}")
         except DataError as e:
             self.state.say(str(e), error=True)
-        self.refresh()
+        self.app.refresh_panels()  # the Plugins and Feature maps panels name the active tab too
 
     def _value(self, sender, value: float) -> None:
         if self.state.tab:
