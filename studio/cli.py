@@ -94,8 +94,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     for src in progress(args.pngs, len(args.pngs), "render", args.quiet):
         src = Path(src)
         try:
-            eng = engines.for_recipe(read_recipe(src))
-            recipe = eng.read_png(src)
+            recipe = read_recipe(src)  # read once: it names the model, which then checks it
+            eng = engines.for_recipe(recipe)
+            recipe = eng.fit_recipe(recipe)
             result = eng.render_recipe(recipe)
             dest = eng.save_png(out / src.name, recipe.stack, result)
             if args.check:

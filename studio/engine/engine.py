@@ -43,6 +43,7 @@ class Engine:
         self.data = ModelData(root, model.sha256, shipped_root=paths.shipped("data"),
                               legacy_root=paths.legacy_data_root())
         self.models = ModelIndex(root, tuple(paths.model_dirs(root)))
+        self.model_file = str(Path(model.path).resolve())  # recorded in every recipe (found by hash otherwise)
 
     @classmethod
     def open(cls, model_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
@@ -99,8 +100,8 @@ class Engine:
 
     def recipe(self, stack: EditStack, ws: np.ndarray, window: Window | None = None) -> dict:
         """The recipe of an image rendered from `stack` with these exact ws [num_ws, w_dim]."""
-        return recipe_json(stack, ws, self.model.sha256, self.model.name, self.device,
-                           str(Path(self.model.path).resolve()), window, "fp16" if self.renderer.half else "fp32")
+        return recipe_json(stack, ws, self.model.sha256, self.model.name, self.device, self.model_file, window,
+                           "fp16" if self.renderer.half else "fp32")
 
     def recipe_for(self, stack: EditStack, result: RenderResult, index: int = 0) -> dict:
         ws = result.ws[min(index, result.ws.shape[0] - 1)].detach().cpu().numpy()
@@ -112,13 +113,16 @@ class Engine:
         return write_png(path, image, self.recipe_for(stack, result, index))
 
     def read_png(self, path: str | Path) -> Recipe:
-        """A PNG's recipe, checked against this model; a legacy latent must fit this model's w."""
-        recipe = read_recipe(path)
+        """A PNG's recipe, checked against this model (`fit_recipe`)."""
+        return self.fit_recipe(read_recipe(path))
+
+    def fit_recipe(self, recipe: Recipe) -> Recipe:
+        """A recipe read already, checked against this model; a legacy latent must fit this model's w."""
         recipe.check_model(self.model.sha256, self.model.name)
         if recipe.legacy:
             w = recipe.stack.w
             if w.size != self.config.w_dim:
-                raise RecipeError(f"{Path(path).name}: the original tool's latent has {w.size} values, "
+                raise RecipeError(f"{recipe.source}: the original tool's latent has {w.size} values, "
                                   f"this model's w has {self.config.w_dim}")
             recipe.stack.w = np.broadcast_to(w, (self.config.num_ws, self.config.w_dim)).copy()
         return recipe

@@ -143,42 +143,42 @@ class ModelData:
     def _set_hidden(self, hidden: set[str]) -> None:
         write_text_atomic(self.dir / HIDDEN_FILE, json.dumps(sorted(hidden)))
 
+    def _shipped_tabs(self) -> dict[str, Path]:
+        """Every shipped tab file by stem, hidden ones included."""
+        folder = self.shipped_dir / "tabs" if self.shipped_dir is not None else None
+        return {p.stem: p for p in sorted(folder.glob("*.json"))} if folder is not None and folder.is_dir() else {}
+
     def tab_files(self) -> dict[str, Path]:
         """Tab files by stem: the shipped ones (less those hidden), shadowed by the user's of the same stem."""
-        files: dict[str, Path] = {}
-        if self.shipped_dir is not None and (self.shipped_dir / "tabs").is_dir():
-            hidden = self.hidden_tabs()
-            files.update({p.stem: p for p in sorted((self.shipped_dir / "tabs").glob("*.json"))
-                          if p.stem not in hidden})
+        shipped = self._shipped_tabs()
+        hidden = self.hidden_tabs() if shipped else set()
+        files = {stem: p for stem, p in shipped.items() if stem not in hidden}
         if self.tabs_dir.is_dir():
             files.update({p.stem: p for p in sorted(self.tabs_dir.glob("*.json"))})
         return dict(sorted(files.items()))
 
-    def is_shipped(self, path: Path) -> bool:
-        return self.shipped_dir is not None and Path(path).parent == self.shipped_dir / "tabs"
-
-    def _named(self, name: str) -> Path | None:
+    def _named(self, name: str, files: dict[str, Path] | None = None) -> Path | None:
         stem = safe_filename(name)
-        for file_stem, p in self.tab_files().items():
+        for file_stem, p in (self.tab_files() if files is None else files).items():
             if file_stem.startswith(stem) and self._stored_name(p) == name:
                 return p
         return None
 
     def tab_path(self, name: str) -> Path:
         """The file of the tab called `name`, or else the file whose stem is `name` (as tab_names lists them)."""
-        return self._named(name) or self.tab_files().get(name) or self.tabs_dir / f"{safe_filename(name)}.json"
+        files = self.tab_files()
+        return self._named(name, files) or files.get(name) or self.tabs_dir / f"{safe_filename(name)}.json"
 
     def new_tab_path(self, name: str) -> Path:
         """Where the tab called `name` is saved, always in the user's folder: its own file (a shipped tab gets a
         user copy of the same stem, which shadows it), or for a new name a free one.  Names that sanitise alike
         ("mouth open", "mouth/open", "mouth_open") get -2, -3, ... and never overwrite or shadow another."""
-        found = self._named(name)
+        files = self.tab_files()
+        found = self._named(name, files)
         if found is not None:
             return self.tabs_dir / found.name
         stem = safe_filename(name)
-        taken = set(self.tab_files()) | ({p.stem for p in (self.shipped_dir / "tabs").glob("*.json")}
-                                         if self.shipped_dir is not None and (self.shipped_dir / "tabs").is_dir()
-                                         else set())
+        taken = set(files) | set(self._shipped_tabs())
         for k in range(1, 10_000):
             candidate = stem if k == 1 else f"{stem}-{k}"
             if candidate not in taken and not (self.tabs_dir / f"{candidate}.json").exists():
@@ -231,12 +231,11 @@ class ModelData:
         path = self._named(name)
         if path is None:
             return None
-        stem = path.stem
-        if not self.is_shipped(path):
+        shipped = self._shipped_tabs()
+        if shipped.get(path.stem) != path:  # the user's own file (a shipped one is only hidden)
             path.unlink(missing_ok=True)
-        shipped = self.shipped_dir is not None and (self.shipped_dir / "tabs" / f"{stem}.json").exists()
-        if shipped:
-            self._set_hidden(self.hidden_tabs() | {stem})
+        if path.stem in shipped:
+            self._set_hidden(self.hidden_tabs() | {path.stem})
         return path
 
     def restore_tab(self, tab: SpatialTab) -> Path:

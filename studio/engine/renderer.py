@@ -116,6 +116,7 @@ class Renderer:
         self.half = half
         self.stages: list[Stage] = G.synthesis.stages
         self.layers: dict[str, Stage] = {s.name: s for s in self.stages if s.kind != "torgb"}
+        self._stage_index: dict[str, int] = {s.name: i for i, s in enumerate(self.stages)}
         self._cache: _Cache | None = None
         self._ws_memo: tuple | None = None  # (latent key, ws) of the last stack resolved
         self._unit_deltas: dict[tuple, Tensor] = {}
@@ -249,10 +250,10 @@ class Renderer:
         n = len(tabs)
         moves = moves or [NO_MOVE] * n
         for name in (*capture, *([until] if until else [])):
-            if name not in self.layers and name not in {s.name for s in self.stages}:
+            if name not in self._stage_index:
                 raise EditError(f"no layer named {name!r}; see `ganstudio info` for the list")
         edit_keys = self._edit_keys(tabs)  # [stage][sample] -> what the sample's tabs add at that stage
-        stop = len(self.stages) if until is None else [st.name for st in self.stages].index(until) + 1
+        stop = len(self.stages) if until is None else self.stage_index(until) + 1
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
             if n == 1:
                 result = self._single(ws, tabs[0], noise_seeds[0], noise_mode, moves[0], edit_keys, capture,
@@ -355,11 +356,11 @@ class Renderer:
         return stop, False
 
     def _captured(self, states: list[SynthesisState], capture: tuple[str, ...]) -> dict[str, Tensor]:
-        names = [st.name for st in self.stages]
-        return {name: image_area(states[names.index(name)].x.float(), self.layers[name]) for name in capture}
+        at = {name: self.stage_index(name) for name in capture}
+        return {name: image_area(states[i].x.float(), self.stages[i]) for name, i in at.items()}
 
     def stage_index(self, name: str) -> int:
-        return [st.name for st in self.stages].index(name)
+        return self._stage_index[name]
 
     def clear_cache(self) -> None:
         self._cache = None
@@ -437,11 +438,10 @@ class Renderer:
         """Refuse a recorded window this model cannot replay (a recipe from elsewhere, or edited by hand)."""
         if not self.G.synthesis.supports_windows:
             raise EditError("the recipe was rendered in windows, which this model's network does not support")
-        names = [st.name for st in self.stages]
         if window.split not in self.layers:
             raise EditError(f"the recipe's window starts at {window.split!r}, not an editable layer of this model")
         for name, box in window.boxes.items():
-            if name not in self.layers or names.index(name) < names.index(window.split):
+            if name not in self.layers or self.stage_index(name) < self.stage_index(window.split):
                 raise EditError(f"the recipe's window has a box at {name!r}, not a layer after {window.split}")
             size = self.layers[name].size
             if not all(0 <= lo <= hi < size for lo, hi in box):
@@ -517,7 +517,7 @@ class Renderer:
             return self.G.synthesis.stage_noise(stage, mode, 1, None)
         if stage.kind == "torgb":
             return None
-        index = self.stages.index(stage)
+        index = self.stage_index(stage.name)
         r = stage.resolution
         maps = [torch.randn([1, 1, r, r], generator=torch.Generator().manual_seed(s * NOISE_SEED_STRIDE + index))
                 for s in seeds]
