@@ -153,42 +153,16 @@ def stack_from_args(eng, args: argparse.Namespace):
     return stack
 
 
-BATCH_JOBS = ("new-latents", "attribute-spectrum", "attribute-combinatoric", "attribute-sequential",
-              "fmap-combinatoric", "new-latent-combinatoric", "fmap-folder-combinatoric", "axis-sweep",
-              "apply-folder", "interpolate")
-
-
 def plan_job(eng, args: argparse.Namespace):
-    from .engine import jobs
-    from .engine.edits import EditError, parse_channel_list
+    """The job named on the command line, from the registry the studio's Batch panel uses too."""
+    from .engine.edits import EditStack
+    from .engine.jobspecs import JobArgs, plan
 
-    job = args.job
-    if job == "interpolate":
-        return jobs.interpolate(eng, args.inputs, args.n, args.method)
-    stack = stack_from_args(eng, args)
-    if job == "new-latents":
-        return jobs.new_latents(stack, args.n, args.rng_seed)
-    if job == "attribute-spectrum":
-        return jobs.attribute_spectrum(stack, args.n, args.past_zero)
-    if job in ("attribute-combinatoric", "attribute-sequential"):
-        return jobs.attribute_combinatoric(stack, args.k, sequential=job == "attribute-sequential")
-    if job == "fmap-combinatoric":
-        return jobs.fmap_combinatoric([stack], args.k, args.start)
-    if job == "new-latent-combinatoric":
-        return jobs.new_latent_combinatoric(stack, args.n, args.k, args.start, args.rng_seed)
-    if job == "fmap-folder-combinatoric":
-        return jobs.folder_combinatoric(eng, stack, args.folder, args.k, args.start)
-    if job == "axis-sweep":
-        if not stack.tabs:
-            raise EditError("axis-sweep needs a tab: --tab NAME=VALUE")
-        tab = stack.tabs[-1]
-        channels = None
-        if args.channels:
-            channels = sorted(parse_channel_list(args.channels, tab.weights[tab.layers[0]].shape[0]))
-        return jobs.axis_aligned_sweep(stack, len(stack.tabs) - 1, channels)
-    if job == "apply-folder":
-        return jobs.apply_to_folder(eng, stack, args.folder)
-    raise EditError(f"unknown job {job!r}")
+    stack = EditStack(seed=0) if args.job == "interpolate" else stack_from_args(eng, args)
+    job_args = JobArgs(n=args.n, k=args.k, start=args.start, past_zero=args.past_zero, channels=args.channels or "",
+                       folder=args.folder or "", inputs=list(args.inputs), method=args.method,
+                       rng_seed=args.rng_seed)
+    return plan(eng, args.job, stack, job_args)
 
 
 def _sigterm_as_interrupt(signum, frame) -> None:
@@ -277,6 +251,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .engine.edits import DEFAULT_PSI  # numpy only: the parser stays quick to build
+    from .engine.jobspecs import JOB_SPECS, PARAM_HELP, JobArgs
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", help="checkpoint (.pkl, .pt, .safetensors); default: the bundled model")
@@ -321,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--check", action="store_true", help="compare with the input pixels")
     r.set_defaults(func=cmd_render)
 
-    b = sub.add_parser("batch", parents=[common], help="batch jobs of the original's Batch and Misc menus")
-    b.add_argument("job", nargs="?", choices=BATCH_JOBS)
+    jobs_help = "\n".join(f"  {spec.name:26s}{spec.help} ({', '.join(spec.params)})" for spec in JOB_SPECS)
+    b = sub.add_parser("batch", parents=[common], help="batch jobs of the original's Batch and Misc menus",
+                       epilog=f"jobs:\n{jobs_help}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("job", nargs="?", choices=[spec.name for spec in JOB_SPECS])
     b.add_argument("--resume", metavar="FOLDER", help="finish an interrupted or killed run in its folder")
     b.add_argument("inputs", nargs="*", help="PNGs (interpolate)")
     b.add_argument("--from", dest="start_from", help="start from this PNG's recipe (latent, sliders, tabs)")
@@ -332,14 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     _move_arguments(b)
     b.add_argument("--attr", action="append", metavar="NAME=STRENGTH", help="attribute slider (repeatable)")
     b.add_argument("--tab", action="append", metavar="NAME=VALUE", help="saved tab, active, slider value")
-    b.add_argument("--n", type=int, default=8, help="images / frames / new latents")
-    b.add_argument("--k", type=int, default=3, help="steps per slider or tab")
-    b.add_argument("--start", type=float, default=0.0, help="first tab slider value of a combinatoric")
-    b.add_argument("--past-zero", action="store_true", help="attribute spectrum on through zero")
-    b.add_argument("--channels", help="axis sweep channels, e.g. 0-63 (default: all)")
-    b.add_argument("--folder", help="folder of PNGs (apply-folder, fmap-folder-combinatoric)")
-    b.add_argument("--method", choices=("lerp", "slerp"), default="lerp")
-    b.add_argument("--rng-seed", type=int, help="makes new latents reproducible")
+    defaults = JobArgs()
+    b.add_argument("--n", type=int, default=defaults.n, help=PARAM_HELP["n"])
+    b.add_argument("--k", type=int, default=defaults.k, help=PARAM_HELP["k"])
+    b.add_argument("--start", type=float, default=defaults.start, help=PARAM_HELP["start"])
+    b.add_argument("--past-zero", action="store_true", help=PARAM_HELP["past_zero"])
+    b.add_argument("--channels", help=PARAM_HELP["channels"])
+    b.add_argument("--folder", help=PARAM_HELP["folder"])
+    b.add_argument("--method", choices=("lerp", "slerp"), default=defaults.method, help=PARAM_HELP["method"])
+    b.add_argument("--rng-seed", type=int, help=PARAM_HELP["rng_seed"])
     b.add_argument("--out", default="out/batch", help="each run writes a new folder in here")
     b.set_defaults(func=cmd_batch)
 

@@ -124,31 +124,29 @@ def _masks_to(masks: np.ndarray, size: int) -> np.ndarray:
     return masks.reshape(n, size, f, size, f).mean(axis=(2, 4)).astype(np.float32)
 
 
-def axis_probe(renderer, stack, layer: str, selection: np.ndarray, value: float,
-               channels: list[int] | None = None, chunk: int = 32) -> list[dict]:
-    """For each channel: +value and -value at the selection, one-hot; how much the image changes inside the
-    selection vs outside.  Returns per channel and sign: effect (mean |change| inside, 0..255 units) and
-    locality (share of the total change inside), sorted by effect * locality, best first."""
-    from .edits import SpatialTab
+STD_SAMPLES = 64  # images a layer's channel statistics are measured over
+STD_CHUNK = 16
 
-    st = renderer.layers[layer]
-    channels = list(range(st.channels)) if channels is None else channels
-    base = renderer.render(stack, use_cache=False).images[0]
-    res = base.shape[-1]
-    inside = np.kron(selection != 0, np.ones((res // selection.shape[0],) * 2)).astype(bool)
-    probes = [(c, s) for c in channels for s in (1.0, -1.0)]
-    out = []
-    for i in range(0, len(probes), chunk):
-        part = probes[i:i + chunk]
-        stacks = []
-        for c, s in part:
-            w = np.zeros(st.channels, np.float32)
-            w[c] = s
-            stacks.append(stack.copy(tabs=[*stack.tabs, SpatialTab("probe", [layer], selection, {layer: w}, value)]))
-        images = renderer.render_many(stacks).images
-        diff = (images - base[None]).abs().sum(1).cpu().numpy() * 127.5
-        for (c, s), d in zip(part, diff, strict=True):
-            total = float(d.sum()) + 1e-9
-            effect = float(d[inside].mean())
-            out.append({"channel": c, "sign": s, "effect": effect, "locality": float(d[inside].sum()) / total})
-    return sorted(out, key=lambda r: -r["effect"] * r["locality"])
+
+def channel_std(renderer, layer: str, n: int = STD_SAMPLES, psi: float = 1.0) -> np.ndarray:
+    """Each channel's standard deviation at `layer` over `n` images (seeds 0..n-1, untruncated, constant noise;
+    every position of the layer's map counts): the unit a tab's strength can be given in, so that "+4 sigma"
+    means about the same on any model (the raw multiplier depends on each model's activation scale)."""
+    from .edits import EditStack
+
+    total = sq = 0.0
+    count = 0
+    for start in range(0, n, STD_CHUNK):
+        stacks = [EditStack(seed=s, psi=psi) for s in range(start, min(n, start + STD_CHUNK))]
+        f = renderer.render_many(stacks, capture=(layer,), until=layer).features[layer].double()
+        total = total + f.sum(dim=(0, 2, 3))
+        sq = sq + (f * f).sum(dim=(0, 2, 3))
+        count += f.shape[0] * f.shape[2] * f.shape[3]
+    mean = total / count
+    return ((sq / count - mean * mean).clamp(min=0).sqrt()).float().cpu().numpy()
+
+
+def tab_sigma(weights: np.ndarray, std: np.ndarray) -> float:
+    """The activation scale of a tab's channels: their std weighted by |weight| (0 when no channel is set)."""
+    w = np.abs(np.asarray(weights, np.float64))
+    return float((w * std).sum() / w.sum()) if w.sum() > 0 else 0.0

@@ -44,6 +44,7 @@ class Engine:
                               legacy_root=paths.legacy_data_root())
         self.models = ModelIndex(root, tuple(paths.model_dirs(root)))
         self.model_file = str(Path(model.path).resolve())  # recorded in every recipe (found by hash otherwise)
+        self._std: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(cls, model_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
@@ -65,6 +66,25 @@ class Engine:
         """Every editable/capturable feature map, in network order."""
         return [LayerInfo(s.name, s.resolution, s.channels, s.w_index, s.margin)
                 for s in self.renderer.layers.values()]
+
+    def channel_std(self, layer: str, measure: bool = True) -> np.ndarray | None:
+        """A layer's per-channel activation std (analysis.channel_std): from memory, the data folder, or measured
+        once and kept there.  `measure=False` only looks (None when not measured yet)."""
+        if layer not in self._std:
+            channels = self.renderer.layers[layer].channels
+            std = self.data.channel_std(layer, channels)
+            if std is None:
+                if not measure:
+                    return None
+                from .analysis import STD_SAMPLES, channel_std
+
+                std = channel_std(Renderer(self.renderer.G), layer)
+                try:
+                    self.data.save_channel_std(layer, std, STD_SAMPLES)
+                except OSError:
+                    pass  # a read-only data folder: measured again next time
+            self._std[layer] = std
+        return self._std[layer]
 
     # -------------------------------------------------------------------------------------------- rendering
 

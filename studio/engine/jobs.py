@@ -72,15 +72,16 @@ class Job:
     contact_sheet: bool = False
 
     def run(self, engine: Engine, out_root: str | Path, cancel: threading.Event | None = None,
-            on_image: Callable[[Path, np.ndarray], None] | None = None,
-            plugins: PluginManager | None = None, folder: Path | None = None) -> Iterator[Progress]:
+            plugins: PluginManager | None = None, folder: Path | None = None, capture: str | None = None,
+            on_features: Callable[[str, np.ndarray], None] | None = None) -> Iterator[Progress]:
         """Render the items into a new folder (or, resuming, into `folder`, skipping the files already there).
 
         The manifest is rewritten atomically after every chunk, so it always lists the files on disk; it ends
         "complete", "cancelled", "interrupted" (Ctrl-C, SIGTERM) or "failed" (with the error).  One item that
         cannot be rendered is recorded under its file name in "failed" and the others go on.  Tabs that own a
         detector are detected per image when `plugins` is given (their recipes then hold the detected selection,
-        so every PNG re-creates itself without the plugin)."""
+        so every PNG re-creates itself without the plugin).  With `capture` (a layer), `on_features(name, maps)`
+        receives each written image's feature maps there ([C, H, W]; the studio records them into its history)."""
         resuming = folder is not None
         folder = folder if resuming else _new_folder(Path(out_root), self.kind)
         renderer = Renderer(engine.renderer.G)  # its own cache: the studio's renderer keeps working meanwhile
@@ -109,7 +110,8 @@ class Job:
                     manifest["status"] = "cancelled"
                     break
                 chunk = todo[start:start + CHUNK]
-                for item, image, ws, window in _render_items(renderer, chunk, plugins, manifest):
+                rendered = _render_items(renderer, chunk, plugins, manifest, (capture,) if capture else ())
+                for item, image, ws, window, maps in rendered:
                     recipe = engine.recipe(item.stack, ws, window)
                     path = folder / item.name
                     _write_png_file(path, png_bytes(image, recipe))
@@ -118,8 +120,8 @@ class Job:
                     written += 1
                     if self.contact_sheet:
                         thumbs[item.name] = image
-                    if on_image:
-                        on_image(path, image)
+                    if on_features is not None and maps is not None:
+                        on_features(item.name, maps)
                 write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
                 yield Progress(len(manifest["files"]), len(self.items), folder, folder / chunk[-1].name)
             else:
@@ -180,26 +182,31 @@ def _sheet_images(folder: Path, names: list[str], thumbs: dict[str, np.ndarray])
     return out
 
 
-def _render_items(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, manifest: dict):
-    """(item, uint8 image, ws, window) for every item of the chunk that renders; when the chunk fails, each item is
-    rendered alone, and one that fails alone is recorded under its name in manifest["failed"] and ["problems"]."""
+def _render_items(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, manifest: dict,
+                  capture: tuple[str, ...] = ()):
+    """(item, uint8 image, ws, window, captured maps or None) for every item of the chunk that renders; when the
+    chunk fails, each item is rendered alone, and one that fails alone is recorded under its name in
+    manifest["failed"] and ["problems"]."""
     try:
-        done, result = _render_group(renderer, chunk, plugins, manifest["problems"])
+        done, result = _render_group(renderer, chunk, plugins, manifest["problems"], capture)
         images, ws = to_uint8(result.images), result.ws.cpu().numpy()
-        return [(it, images[i], ws[min(i, ws.shape[0] - 1)], result.window(i)) for i, it in enumerate(done)]
+        maps = result.features[capture[0]].cpu().numpy() if capture and capture[0] in result.features else None
+        return [(it, images[i], ws[min(i, ws.shape[0] - 1)], result.window(i), None if maps is None else maps[i])
+                for i, it in enumerate(done)]
     except EditError as e:
         if len(chunk) == 1:
             manifest["failed"][chunk[0].name] = str(e)
             manifest["problems"].append(f"{chunk[0].name}: {e}")
             return []
-    return [out for item in chunk for out in _render_items(renderer, [item], plugins, manifest)]
+    return [out for item in chunk for out in _render_items(renderer, [item], plugins, manifest, capture)]
 
 
-def _render_group(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, problems: list[str]):
+def _render_group(renderer: Renderer, chunk: list[Item], plugins: PluginManager | None, problems: list[str],
+                  capture: tuple[str, ...] = ()):
     if plugins is not None and any(has_detectors(it.stack) for it in chunk):
-        chunk, result = _render_detected(renderer, chunk, plugins, problems)
+        chunk, result = _render_detected(renderer, chunk, plugins, problems, capture)
     else:
-        result = _render_chunk(renderer, chunk)
+        result = _render_chunk(renderer, chunk, capture)
     return chunk, result
 
 
@@ -249,28 +256,33 @@ def read_plan(folder: Path) -> tuple[dict, Job]:
     return manifest, job
 
 
-def _render_chunk(renderer: Renderer, chunk: list[Item]):
+def _render_chunk(renderer: Renderer, chunk: list[Item], capture: tuple[str, ...] = ()):
     if len({it.stack.noise_mode for it in chunk}) > 1:
         raise EditError("a batch must use one noise mode")
-    return renderer.render_many([it.stack for it in chunk])
+    return renderer.render_many([it.stack for it in chunk], capture)
 
 
-def _render_detected(renderer: Renderer, chunk: list[Item], plugins: PluginManager, problems: list[str]):
+def _render_detected(renderer: Renderer, chunk: list[Item], plugins: PluginManager, problems: list[str],
+                     capture: tuple[str, ...] = ()):
     """One image at a time: detect, then edit (run and modify); items come back with the detected selections."""
     import torch
 
     from .renderer import RenderResult
 
-    done, images, ws = [], [], []
+    done, images, ws, maps = [], [], [], []
     for item in chunk:
         result, final, messages = apply_detectors(renderer.render, item.stack, plugins)
         problems.extend(f"{item.name}: {m}" for m in messages)
         for tab in final.tabs:
             tab.detector = None  # the recipe keeps the detected selection itself
+        if capture:
+            result = renderer.render(final, capture=capture)  # the cache serves all but the captured stage
+            maps.append(result.features[capture[0]])
         done.append(Item(item.name, final))
         images.append(result.images)
         ws.append(result.ws)
-    return done, RenderResult(torch.cat(images), torch.cat(ws))
+    features = {capture[0]: torch.cat(maps)} if capture else {}
+    return done, RenderResult(torch.cat(images), torch.cat(ws), features)
 
 
 def _now() -> str:

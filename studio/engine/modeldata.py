@@ -292,6 +292,27 @@ class ModelData:
         existing = [d for d in self._read_directions(self.dir / "directions.json") if d.name != direction.name]
         return self.save_directions(existing + [direction])
 
+    # -------------------------------------------------------------------------------------------- statistics
+
+    def channel_std(self, layer: str, channels: int) -> np.ndarray | None:
+        """A layer's per-channel activation std measured earlier (stats/<layer>.json), checked as data."""
+        path = self.read_path(f"stats/{safe_filename(layer)}.json")
+        if not path.exists():
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            std = np.asarray(doc["std"], dtype=np.float32)
+            if std.shape != (channels,) or not np.isfinite(std).all() or (std < 0).any():
+                raise ValueError(f"std is not {channels} finite non-negative numbers")
+            return std
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+            self.errors.append(f"{path.name} is unreadable ({type(e).__name__}: {str(e)[:120]}); measured again")
+            return None
+
+    def save_channel_std(self, layer: str, std: np.ndarray, samples: int) -> Path:
+        doc = {"layer": layer, "samples": samples, "std": [round(float(v), 6) for v in std]}
+        return write_text_atomic(self.dir / "stats" / f"{safe_filename(layer)}.json", json.dumps(doc))
+
     # -------------------------------------------------------------------------------------------- latents
 
     def average_latent(self) -> np.ndarray | None:

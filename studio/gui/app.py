@@ -1,24 +1,27 @@
 """The studio: one process, one Dear PyGui event loop, one render worker thread between the loop and the engine.
 
 Each frame the loop (1) takes the newest finished render from the worker and puts it on the canvas texture,
-(2) submits the state's edit stack when it changed since the last submission, (3) handles painting, (4) draws
-the status bar.  Widgets only write into the `StudioState`; the engine never sees a widget.
+(2) submits the state's edit stack when it changed since the last submission, (3) handles painting, (4) refreshes
+the panels when the state's layout changed, (5) draws the status bar.  Widgets only write into the
+`StudioState`; the engine never sees a widget.  Each opened model keeps its own session (state, tabs, history):
+File > Open model switches in place, and switching back finds everything as it was left.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import paths
-from ..engine.analysis import FeatureHistory
-from ..engine.edits import DEFAULT_PSI, EditStack
+from ..engine.analysis import FeatureHistory, tab_sigma
+from ..engine.edits import DEFAULT_PSI, EditError, EditStack, multiplier, slider_for
 from ..engine.engine import Engine
 from ..engine.files import free_path
 from ..engine.loaders import ModelLoadError
@@ -26,10 +29,14 @@ from ..engine.modeldata import DataError
 from ..engine.plugins import PluginManager, apply_detectors, has_detectors
 from ..engine.recipe import RecipeError, write_png
 from .pacing import FramePacer
+from .probe import ScrubBenchmark, write_probe
 from .state import StudioState, TabDeletion
 from .worker import RenderWorker
 
 GIL_SWITCH_S = 0.0005  # see StudioApp.run
+SUGGESTED_SIGMA = 15.0  # a sweep's suggested strength: at 10 sigma the bundled model's median channel changes its
+# region by ~24 levels (sum over RGB, 0-255), clearly visible; 15 makes most channels' effect readable on a tile
+GENERATOR_FILES = (".pkl", ".pt", ".pth", ".safetensors")
 NO_DISPLAY = ("error: no display to open the studio on (DISPLAY is not set).\n"
               "  On a headless machine: xvfb-run -a ganstudio gui --screenshot shot.png\n"
               "  Or use the command line: ganstudio generate / render / info (ganstudio --help)")
@@ -44,37 +51,72 @@ def run_app(args) -> int:
     except (ModelLoadError, paths.NoModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    app = StudioApp(engine)
+    app = StudioApp(engine, device=args.device, half=args.half)
     for name in args.tab or []:
         app.activate_tab(name)
     return app.run(screenshot=args.screenshot, frames=args.frames)
 
 
+@dataclass
+class Session:
+    """One opened model's studio: its engine and everything the user did with it (kept while others are open)."""
+
+    engine: Engine
+    state: StudioState
+    default_tab_layer: str
+    histories: dict[str, FeatureHistory] = field(default_factory=dict)
+
+
+def new_session(engine: Engine) -> Session:
+    """A model's first session: seed 0 at the default psi, its saved directions and tabs (switched off)."""
+    layers = {li.name: (li.resolution, li.channels) for li in engine.layers()}
+    first = EditStack(seed=0, psi=DEFAULT_PSI, class_index=0 if engine.config.c_dim else None)
+    state = StudioState(first, layers)
+    state.set_directions(engine.data.load_directions())
+    for tab in engine.data.load_tabs(check=engine.renderer.check_tab):
+        tab.active = False  # saved tabs come back switched off: the first image is the plain one
+        state.stack.tabs.append(tab)
+    if state.stack.tabs:
+        state.active_tab = 0
+    if engine.data.errors:
+        state.say("; ".join(engine.data.errors), error=True)
+    return Session(engine, state, engine.renderer.default_layer(min(16, engine.config.resolution)))
+
+
 class StudioApp:
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        layers = {li.name: (li.resolution, li.channels) for li in engine.layers()}
-        first = EditStack(seed=0, psi=DEFAULT_PSI, class_index=0 if engine.config.c_dim else None)
-        self.state = StudioState(first, layers)
-        self.default_tab_layer = engine.renderer.default_layer(min(16, engine.config.resolution))
-        self.state.set_directions(engine.data.load_directions())
-        for tab in engine.data.load_tabs(check=engine.renderer.check_tab):
-            tab.active = False  # saved tabs come back switched off: the first image is the plain one
-            self.state.stack.tabs.append(tab)
-        if self.state.stack.tabs:
-            self.state.active_tab = 0
-        if engine.data.errors:
-            self.state.say("; ".join(engine.data.errors), error=True)
+    def __init__(self, engine: Engine, device: str = "auto", half: bool = False):
+        self.device, self.half = device, half
+        self.session = new_session(engine)
+        self.sessions: dict[str, Session] = {engine.model.sha256: self.session}
         self.features: dict[str, np.ndarray] = {}
         self.render_ms = 0.0
         self.render_fps = 0.0
         self._render_times: list[float] = []
         self._submitted = -1
         self._shown = -1
-        self._histories: dict[str, FeatureHistory] = {}
+        self._frame = self._shown_frame = 0
+        self._log_latent_next = False
+        self._opening: threading.Thread | None = None
+        self._opened: tuple[str, Engine | None, str] | None = None  # (path, engine, error) from the loader thread
+        self._switch_to: Session | None = None
+        self._measuring: threading.Thread | None = None
+        self._built: list[int | str] = []
+        self.last: dict | None = None
         self.plugins = PluginManager(paths.plugin_dirs(engine.data.root))
         self.worker = RenderWorker(self._render_job)
         self.pacer = FramePacer()
+
+    @property
+    def engine(self) -> Engine:
+        return self.session.engine
+
+    @property
+    def state(self) -> StudioState:
+        return self.session.state
+
+    @property
+    def default_tab_layer(self) -> str:
+        return self.session.default_tab_layer
 
     @property
     def output_dir(self) -> Path:
@@ -95,23 +137,46 @@ class StudioApp:
 
     def _render_job(self, payload: tuple[EditStack, tuple[str, ...]]) -> dict:
         """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
-        stack, capture = payload
+        engine, stack, capture = payload
         messages: list[str] = []
         if has_detectors(stack):
-            _, stack, messages = apply_detectors(self.engine.render, stack, self.plugins)
-        result = self.engine.render(stack, capture=capture)  # served from the cache after the detector pass
+            _, stack, messages = apply_detectors(engine.render, stack, self.plugins)
+        result = engine.render(stack, capture=capture)  # served from the cache after the detector pass
         return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
                 "ms": result.ms, "first_stage": result.first_stage, "messages": messages}
 
     def _capture_layers(self) -> tuple[str, ...]:
         tab = self.state.tab
+        if tab is not None:
+            self._measure_std(tab.layers[0])
         return (tab.layers[0],) if tab else ()
+
+    def _measure_std(self, layer: str) -> None:
+        """A layer's channel statistics (strength in sigma), measured once per model on a background thread."""
+        engine = self.engine
+        if engine.channel_std(layer, measure=False) is not None or self._measuring is not None:
+            return
+
+        def measure() -> None:
+            from .worker import lower_thread_priority
+
+            lower_thread_priority()
+            try:
+                engine.channel_std(layer)
+            except Exception as e:  # noqa: BLE001 - reported; the studio works without them
+                self.state.say(f"could not measure {layer}'s statistics: {e}", error=True)
+            self._measuring = None
+            self.state.relayout()
+
+        self._measuring = threading.Thread(target=measure, name="channel-std", daemon=True)
+        self._measuring.start()
 
     def _pump(self) -> None:
         done = self.worker.poll()
         if done is not None and done.version > self._shown:
             self._shown = done.version
+            self._shown_frame = self._frame
             if done.error is not None:
                 self.state.say(f"render failed: {done.error}", error=True)
             else:
@@ -127,9 +192,12 @@ class StudioApp:
                 self.batch.record(r["image"])
                 if self.state.record_history:
                     self._record(r)
+                if self._log_latent_next and r["stack"].seed == self.state.stack.seed:
+                    self._log_latent_next = False  # the latents log lists every image the studio generated
+                    self.engine.data.log_latent(r["ws"], r["stack"].seed, tag="generated")
         if self.state.version != self._submitted:
             self._submitted = self.state.version
-            self.worker.submit(self.state.version, (self.state.stack.copy(), self._capture_layers()))
+            self.worker.submit(self.state.version, (self.engine, self.state.stack.copy(), self._capture_layers()))
 
     def _take_detected(self, r: dict) -> None:
         """Selections found by detectors come back with the result; show them on the state's tabs."""
@@ -158,7 +226,7 @@ class StudioApp:
     def generate(self) -> None:
         self.push_previous()
         self.state.set_seed(random.randrange(2**31))
-        self.generate_panel.refresh()
+        self.state.relayout()
         self._log_latent_next = True
 
     def update(self) -> None:
@@ -170,7 +238,7 @@ class StudioApp:
         self.redraw_canvas()
 
     def set_base(self) -> None:
-        if getattr(self, "last", None) is not None:
+        if self.last is not None:
             self.state.stack.base = self.last["ws"].copy()
             self.state.touch()
             self.state.say("base set: the quality slider now interpolates toward this image")
@@ -188,17 +256,20 @@ class StudioApp:
             self.state.say(str(e), error=True)
             return
         self.push_previous()
+        before = self.state.tab.name if self.state.tab else None
         self.state.stack = recipe.stack
-        self.state.active_tab = 0 if recipe.stack.tabs else None
+        names = [t.name for t in recipe.stack.tabs]
+        self.state.active_tab = names.index(before) if before in names else (0 if names else None)
         known = self.engine.data.load_directions()
         if known and not recipe.stack.directions:
             self.state.set_directions(known)
-        self.state.touch()
-        self.refresh_panels()
-        self.state.say(f"imported {Path(path).name}" + (" (original GanStudio latent)" if recipe.legacy else ""))
+        self.state.relayout()
+        tabs = f"; its tabs: {', '.join(names)} (active: {names[self.state.active_tab]})" if names else ""
+        self.state.say(f"imported {Path(path).name}" + (" (original GanStudio latent)" if recipe.legacy else "")
+                       + tabs)
 
     def save_png(self, path: str) -> None:
-        r = getattr(self, "last", None)
+        r = self.last
         if r is None:
             return
         recipe = self.engine.recipe(r["stack"], r["ws"])
@@ -210,7 +281,7 @@ class StudioApp:
         self.state.say(f"saved {out}")
 
     def favourite(self) -> None:
-        r = getattr(self, "last", None)
+        r = self.last
         if r is not None:
             name = f"favourite_{int(time.time() * 1000)}.png"
             self.save_png(str(self.engine.data.dir / "favourites" / name))
@@ -227,7 +298,6 @@ class StudioApp:
             self.state.say(f"could not delete the file of tab {tab.name!r}: {e}", error=True)
             return
         self.state.delete_tab(had_file)
-        self.refresh_panels()
         self.state.say(f"deleted tab {tab.name!r}" + (" and its file" if had_file else "") + " (Ctrl+Z undoes)")
 
     def undo(self) -> None:
@@ -248,7 +318,6 @@ class StudioApp:
                 self.state.say(f"tab {action.tab.name!r}: {e}", error=True)
             else:
                 self.state.say(f"tab {action.tab.name!r} {'restored' if restore else 'deleted again'}")
-        self.refresh_panels()
 
     def save_tab(self) -> None:
         tab = self.state.tab
@@ -259,26 +328,77 @@ class StudioApp:
             self.state.say(f"saved tab to {path}")
         except (OSError, DataError) as e:
             self.state.say(f"could not save the tab: {e}", error=True)
-        self.spatial.refresh()
+        self.state.relayout()  # the Spatial panel lists the saved tabs
 
     def history(self) -> FeatureHistory | None:
         tab = self.state.tab
         if tab is None:
             return None
         layer = tab.layers[0]
-        if layer not in self._histories:
+        histories = self.session.histories
+        if layer not in histories:
             res, ch = self.state.layers[layer]
-            self._histories[layer] = FeatureHistory(self.engine.data.dir / "history", layer, (ch, res, res))
-        return self._histories[layer]
+            histories[layer] = FeatureHistory(self.engine.data.dir / "history", layer, (ch, res, res))
+        return histories[layer]
 
     def _record(self, r: dict) -> None:
         hist = self.history()
         if hist is not None and hist.layer in r["features"]:
             hist.append(r["features"][hist.layer], label=f"seed {r['stack'].seed}")
 
+    def record_maps(self, maps: np.ndarray, label: str) -> None:
+        """A batch job's feature maps of one image, recorded into the history of the layer it captured."""
+        hist = self.history()
+        if hist is not None and maps.shape == hist.shape:
+            hist.append(maps, label=label)
+
     def refresh_panels(self) -> None:
-        for panel in (self.generate_panel, self.attributes, self.spatial, self.fmaps, self.plugin_panel):
+        for panel in (self.generate_panel, self.attributes, self.spatial, self.fmaps, self.plugin_panel, self.batch):
             panel.refresh()
+
+    # -------------------------------------------------------------------------------------------- strength
+
+    def tab_std(self) -> tuple[float, np.ndarray] | None:
+        """The active tab's activation scale (its channels' std, weighted) and its layer's stds, once measured."""
+        tab = self.state.tab
+        if tab is None:
+            return None
+        std = self.engine.channel_std(tab.layers[0], measure=False)
+        return None if std is None else (tab_sigma(tab.weights[tab.layers[0]], std), std)
+
+    def strength_text(self) -> str:
+        tab = self.state.tab
+        if tab is None:
+            return ""
+        text = f"x {tab.multiplier:.1f}   at {', '.join(tab.layers)}"
+        known = self.tab_std()
+        if known is not None and known[0] > 0:
+            text += f"   = {tab.multiplier / known[0]:+.1f} sigma (its channels' std {known[0]:.3g})"
+        return text
+
+    def set_strength_sigma(self, sigmas: float) -> None:
+        """Set the active tab's slider so that its multiplier is `sigmas` times its channels' std."""
+        known = self.tab_std()
+        if known is None or known[0] <= 0:
+            raise EditError("give the tab channels and let it render once: the layer's statistics come with it")
+        value = slider_for(sigmas * known[0])
+        self.state.set_tab_value(value)
+        got = multiplier(value) / known[0]
+        self.state.say(f"slider {value:.1f}: x {multiplier(value):.2f} = {got:+.1f} sigma" +
+                       ("" if abs(got - sigmas) < 0.05 else " (the original's slider law has no multiplier below 1)"))
+        self.state.relayout()
+
+    def suggested_sweep_value(self) -> float | None:
+        tab = self.state.tab
+        std = None if tab is None else self.engine.channel_std(tab.layers[0], measure=False)
+        return None if std is None else slider_for(SUGGESTED_SIGMA * float(np.median(std)))
+
+    def suggested_sweep_text(self) -> str:
+        value = self.suggested_sweep_value()
+        if value is None:
+            return "suggested strength: add a tab and let it render once (its layer's statistics are measured)"
+        return (f"suggested tab slider for a sweep at {self.state.tab.layers[0]}: {value:.0f} "
+                f"(x {multiplier(value):.2f} = {SUGGESTED_SIGMA:.0f} sigma of its median channel)")
 
     # -------------------------------------------------------------------------------------------- keyboard
 
@@ -323,6 +443,7 @@ class StudioApp:
     # -------------------------------------------------------------------------------------------- layout
 
     def build(self) -> None:
+        """Every widget of the current session; `teardown` removes them all again (a model switch rebuilds)."""
         import dearpygui.dearpygui as dpg
 
         from .canvas import Canvas
@@ -334,6 +455,7 @@ class StudioApp:
         from .panel_spatial import SpatialPanel
         from .statusbar import StatusBar
 
+        existing = set(dpg.get_all_items())
         self.canvas = Canvas(self.state, self.engine.config.resolution,
                              pannable=self.engine.renderer.has_input_transform)
         self.generate_panel = GeneratePanel(self)
@@ -347,20 +469,23 @@ class StudioApp:
             with dpg.menu_bar():
                 with dpg.menu(label="File"):
                     dpg.add_menu_item(label="Open model...", callback=lambda: dpg.show_item("dlg_model"))
+                    with dpg.menu(label="Recent models", tag="menu_recent"):
+                        self._recent_items()
                     dpg.add_menu_item(label="Import PNG...", callback=lambda: dpg.show_item("dlg_png"))
                     dpg.add_menu_item(label="Save tab", shortcut="Ctrl+S", callback=self.save_tab)
                     dpg.add_menu_item(label="Favourite", shortcut="F", callback=self.favourite)
-                    dpg.add_menu_item(label="Quit", callback=lambda: dpg.stop_dearpygui())
+                    dpg.add_menu_item(label="Quit", callback=self.quit)
                 with dpg.menu(label="Edit"):
-                    dpg.add_menu_item(label="Undo stroke", shortcut="Ctrl+Z", callback=lambda: self._key(dpg.mvKey_Z))
-                    dpg.add_menu_item(label="Redo stroke", shortcut="Ctrl+Y", callback=lambda: self._key(dpg.mvKey_Y))
+                    dpg.add_menu_item(label="Undo", shortcut="Ctrl+Z", callback=self.undo)
+                    dpg.add_menu_item(label="Redo", shortcut="Ctrl+Y", callback=self.redo)
                 with dpg.menu(label="View"):
                     dpg.add_menu_item(label="Toggle previous", shortcut="Space", callback=self.toggle_previous)
                 with dpg.menu(label="Help"):
                     dpg.add_text("G generate, U update, Space previous, F favourite, R record,\n"
-                                 "Ctrl+Z/Y undo/redo strokes and tab deletions, Ctrl+S save tab.\n"
+                                 "Ctrl+Z/Y undo/redo strokes, tab deletions and detectors, Ctrl+S save tab.\n"
                                  "Paint: left +1, right -1, ctrl erase; drag paints a rectangle.\n"
-                                 "StyleGAN3: middle or Shift + left drag pans the picture.")
+                                 "StyleGAN3: middle or Shift + left drag pans the picture.\n"
+                                 "Shortcuts act when no text field is being edited (Enter or Escape ends it).")
             with dpg.group(horizontal=True):
                 with dpg.group():
                     self.canvas.build()
@@ -374,11 +499,34 @@ class StudioApp:
             dpg.add_separator()
             self.statusbar.build()
         self._file_dialogs()
+        self._quit_dialog()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=lambda s, key: self._key(key))
             dpg.add_key_down_handler(callback=lambda s, a: self.pacer.active(time.monotonic()))
             dpg.add_mouse_wheel_handler(callback=lambda s, a: self.pacer.active(time.monotonic()))
         dpg.set_primary_window("main", True)
+        self._built = [item for item in dpg.get_all_items() if item not in existing]
+        self._layout_shown = self.state.layout
+
+    def teardown(self) -> None:
+        """Remove every widget, texture and handler `build` made."""
+        import dearpygui.dearpygui as dpg
+
+        for item in reversed(self._built):  # children before their parents, textures last
+            if dpg.does_item_exist(item):
+                dpg.delete_item(item)
+        self._built = []
+
+    def _recent_items(self) -> None:
+        import dearpygui.dearpygui as dpg
+
+        here = {s.engine.model_file for s in self.sessions.values()}
+        for entry in self.engine.models.recent()[:10]:
+            path = entry.get("path", "")
+            if Path(path).is_file():
+                mark = "* " if path == self.engine.model_file else ("  " if path not in here else "o ")
+                dpg.add_menu_item(label=f"{mark}{Path(path).name}", user_data=path, parent="menu_recent",
+                                  callback=lambda s, a, u: self.open_model(u))
 
     def _file_dialogs(self) -> None:
         import dearpygui.dearpygui as dpg
@@ -386,28 +534,127 @@ class StudioApp:
         def picked(handler):
             return lambda sender, app_data: handler(app_data.get("file_path_name", ""))
 
-        with dpg.file_dialog(tag="dlg_model", show=False, width=640, height=420,
-                             default_path=str(paths.shipped("models")), callback=picked(self.open_model)):
-            for ext in (".safetensors", ".pkl", ".pt", ".pth"):
+        with dpg.file_dialog(tag="dlg_model", label="Open a generator (.pkl, .pt, .pth, .safetensors)", show=False,
+                             width=680, height=440, default_path=str(Path(self.engine.model_file).parent),
+                             callback=picked(self.open_model)):
+            dpg.add_file_extension("Generators (*.pkl *.pt *.pth *.safetensors){.pkl,.pt,.pth,.safetensors}")
+            for ext in GENERATOR_FILES:
                 dpg.add_file_extension(ext)
-        with dpg.file_dialog(tag="dlg_png", show=False, width=640, height=420, callback=picked(self.import_png)):
+        with dpg.file_dialog(tag="dlg_png", label="Import a PNG's recipe", show=False, width=680, height=440,
+                             default_path=str(self.output_dir), callback=picked(self.import_png)):
             dpg.add_file_extension(".png")
 
-    def open_model(self, path: str) -> None:
-        """Switch model: check that it loads, then restart the studio on it (textures and layers change)."""
-        from ..engine.loaders import load_model
+    def _quit_dialog(self) -> None:
+        import dearpygui.dearpygui as dpg
 
-        try:
-            load_model(path)
-        except ModelLoadError as e:
-            self.state.say(str(e), error=True)
+        with dpg.window(tag="dlg_quit", label="Unsaved tabs", modal=True, show=False, width=460, no_resize=True):
+            dpg.add_text("", tag="dlg_quit_text", wrap=440)
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Quit without saving", callback=lambda: dpg.stop_dearpygui())
+                dpg.add_button(label="Cancel", callback=lambda: dpg.hide_item("dlg_quit"))
+
+    def unsaved_tabs(self) -> list[str]:
+        """Tabs of every open model that differ from their saved file (or were never saved) and hold an edit."""
+        out = []
+        for session in self.sessions.values():
+            data = session.engine.data
+            saved = set(data.tab_names())
+            for tab in session.state.stack.tabs:
+                if not np.any(tab.selection) and not tab.detector:
+                    continue
+                try:
+                    same = tab.name in saved and data.load_tab(data.tab_path(tab.name)).to_json() == tab.to_json()
+                except (DataError, OSError):
+                    same = False
+                if not same:
+                    out.append(f"{tab.name} ({session.engine.model.name})")
+        return out
+
+    def quit(self) -> None:
+        """Quit, asking first when a tab has unsaved work."""
+        import dearpygui.dearpygui as dpg
+
+        unsaved = self.unsaved_tabs()
+        if not unsaved:
+            dpg.stop_dearpygui()
             return
-        self.worker.stop()
-        args = [sys.executable, "-m", "studio.cli", "gui", "--model", path, "--data", str(self.engine.data.root)]
-        os.execv(sys.executable, args)
+        dpg.set_value("dlg_quit_text", f"{len(unsaved)} tab(s) differ from their saved files: {', '.join(unsaved)}."
+                                       "\nSave them with Ctrl+S, or quit without saving.")
+        dpg.show_item("dlg_quit")
+
+    # -------------------------------------------------------------------------------------------- models
+
+    def open_model(self, path: str) -> None:
+        """Switch to another generator in this process: loaded on a thread (the studio keeps running), then the
+        widgets are rebuilt for it.  The current model's session (tabs, history, sliders) stays: opening it again
+        brings it back as it was.  A file that is not a generator is refused with the loader's message."""
+        path = path.strip()
+        if not path:
+            return
+        if self._opening is not None:
+            self.state.say("a model is being opened already", error=True)
+            return
+        if self.batch.thread is not None:
+            self.state.say("a batch job is running: wait for it or cancel it before switching models", error=True)
+            return
+        if Path(path).suffix.lower() not in GENERATOR_FILES:
+            self.state.say(f"{Path(path).name}: not a generator file (.pkl, .pt, .pth, .safetensors)", error=True)
+            return
+        for session in self.sessions.values():
+            if session.engine.model_file == str(Path(path).resolve()):
+                self._switch_to = session  # the loop switches between frames, never inside a callback
+                return
+        root = self.engine.data.root
+
+        def load() -> None:
+            try:
+                self._opened = (path, Engine.open(path, root, device=self.device, half=self.half), "")
+            except (ModelLoadError, OSError, EditError) as e:
+                self._opened = (path, None, str(e))
+            except Exception as e:  # a loader bug must not take the studio down
+                self._opened = (path, None, f"{type(e).__name__}: {e}")
+
+        self.state.say(f"opening {Path(path).name} ...")
+        self._opening = threading.Thread(target=load, name="open-model", daemon=True)
+        self._opening.start()
+
+    def _take_opened(self) -> None:
+        """Called every frame between frames: a model the loader thread finished opening (or a session chosen
+        from Recent models) becomes the current session."""
+        if self._switch_to is not None:
+            session, self._switch_to = self._switch_to, None
+            self._switch(session)
+        if self._opened is None:
+            return
+        (path, engine, error), self._opened, self._opening = self._opened, None, None
+        if engine is None:
+            self.state.say(f"could not open {Path(path).name}: {error}", error=True)
+            return
+        session = self.sessions.get(engine.model.sha256)
+        if session is None:
+            session = self.sessions[engine.model.sha256] = new_session(engine)
+        self._switch(session)
+
+    def _switch(self, session: Session) -> None:
+        import dearpygui.dearpygui as dpg
+
+        if session is self.session:
+            self.state.say(f"{self.engine.model.name} is open already")
+            return
+        before = self.engine.model.name
+        self.worker.wait_idle(30)
+        self.worker.poll()  # a result of the previous model is never shown on this one
+        self.teardown()
+        self.session = session
+        self.last, self.features = None, {}
+        self._submitted = self._shown = -1
+        self.build()
+        dpg.set_viewport_title(f"GAN Studio - {self.engine.model.name}")
+        self.state.touch()
+        self.state.say(f"opened {self.engine.model.name} ({self.engine.config.resolution} px); {before}'s tabs and "
+                       "history are kept: File > Recent models goes back")
 
     # -------------------------------------------------------------------------------------------- loop
-
     def run(self, screenshot: str | None = None, frames: int = 30) -> int:
         import dearpygui.dearpygui as dpg
 
@@ -437,21 +684,28 @@ class StudioApp:
                     self.canvas.panned = False
                     self.generate_panel.refresh()
                 self.canvas.draw_grid()
+                if self.state.layout != self._layout_shown:  # tabs or weights changed: every panel shows it
+                    self._layout_shown = self.state.layout
+                    self.refresh_panels()
                 self.statusbar.update()
                 self.batch.frame()
                 if frame % 5 == 0:
                     self.fmaps.refresh()
+                    self.spatial.show_strength()
                 if frame % 60 == 0:
                     self.plugin_panel.poll_files()
                 dpg.render_dearpygui_frame()
+                self._take_opened()
                 frame += 1
+                self._frame = frame
                 if paced:
                     now = time.monotonic()
                     time.sleep(self.pacer.pause(now, now - t_frame))
                 if probe and (frame % 3 == 0 or self.pacer.idle(time.monotonic())):  # at rest: every frame
-                    self._write_probe(probe, frame)
+                    write_probe(self, probe, frame)
                 if screenshot:
-                    if shot_frame is None and frame >= frames and self._shown == self.state.version:
+                    settled = self._shown == self.state.version and self._shown_frame < frame - 2  # on its texture
+                    if shot_frame is None and frame >= frames and settled:
                         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                         dpg.output_frame_buffer(file=screenshot)
                         shot_frame = frame
@@ -461,108 +715,8 @@ class StudioApp:
             self.worker.stop()
             if getattr(self, "batch", None) is not None:
                 self.batch.stop()
+            for thread in (self._measuring, self._opening):  # torch threads must end before the interpreter
+                if thread is not None:
+                    thread.join(timeout=60)
             dpg.destroy_context()
         return 0
-
-    def _write_probe(self, path: str, frame: int) -> None:
-        """State for GUI tests: what is shown, the last message, and where the widgets are on the screen."""
-        import dearpygui.dearpygui as dpg
-
-        tab = self.state.tab
-        rects = {}
-        for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
-                     "move_rotate", "btn_move_reset", "class_index", "save_path",
-                     "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
-                     "btn_save_png", "btn_rank", "btn_delete_tab"):
-            if dpg.does_item_exist(item) and dpg.is_item_visible(item):
-                rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
-        image = self.canvas.image
-        doc = {
-            "frame": frame, "version": self.state.version, "shown": self._shown, "message": self.state.message,
-            "error": self.state.message_is_error, "rects": rects, "grid": self.state.tab_grid(),
-            "tab": None if tab is None else {"name": tab.name, "value": tab.value, "layer": tab.layers[0],
-                                             "selection_sum": float(np.abs(tab.selection).sum()),
-                                             "channels": int(np.count_nonzero(tab.weights[tab.layers[0]]))},
-            "seed": self.state.stack.seed, "render_ms": self.render_ms, "class": self.state.stack.class_index,
-            "translate": list(self.state.stack.translate), "rotate": self.state.stack.rotate,
-            "ranked": [c for c, _ in self.state.ranked[:5]],
-            "batch": None if self.batch.progress is None else {
-                "done": self.batch.progress.done, "total": self.batch.progress.total,
-                "folder": str(self.batch.progress.folder), "running": self.batch.thread is not None},
-            "image_mean": None if image is None else float(image.mean()),
-            "plugins_tab": dpg.get_value("pl_tab") if dpg.does_item_exist("pl_tab") else None,
-        }
-        if image is not None and getattr(self, "_probed_image", None) is not image:
-            self._probed_image = image
-            write_png(f"{path}.png", image, None)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
-
-
-class ScrubBenchmark:
-    """Benchmark mode (GANSTUDIO_BENCH=out.json): drags a spatial tab's slider from the event loop, first alone,
-    then while a batch job runs; records displayed renders per second and every loop iteration's duration."""
-
-    PHASE_S = 6.0
-
-    def __init__(self, app: StudioApp, out: str):
-        self.app, self.out = app, out
-        self.phase, self.t_phase, self.t_last = "wait", 0.0, None
-        self.loops: dict[str, list[float]] = {"scrub": [], "scrub+batch": []}
-        self.shown: dict[str, int] = {"scrub": 0, "scrub+batch": 0}
-        self.renders_ms: list[float] = []
-        self._last_shown = -1
-
-    def _start_phase(self, name: str) -> None:
-        self.phase, self.t_phase = name, time.perf_counter()
-
-    def step(self) -> bool:
-        """Called once per loop iteration; returns True when done."""
-        app, now = self.app, time.perf_counter()
-        if self.phase == "wait":
-            if app._shown >= 0 and app._shown == app.state.version:
-                layer = app.default_tab_layer
-                tab = app.state.add_tab("bench", layer)
-                res = tab.selection.shape[0]
-                tab.selection = np.zeros((res, res), np.float32)
-                tab.selection[res // 2: 3 * res // 4, res // 4: 3 * res // 4] = 1
-                tab.weights[layer][:16] = 1
-                self._start_phase("scrub")
-            return False
-        if self.t_last is not None:
-            self.loops[self.phase].append((now - self.t_last) * 1000)
-        self.t_last = now
-        if app._shown != self._last_shown:
-            self._last_shown = app._shown
-            self.shown[self.phase] += 1
-            self.renders_ms.append(app.render_ms)
-        t = now - self.t_phase
-        app.state.tab.value = float(60 + 40 * np.sin(2 * np.pi * t / 1.5))  # a continuous drag
-        app.state.touch()
-        if t > self.PHASE_S:
-            if self.phase == "scrub":
-                import dearpygui.dearpygui as dpg
-
-                dpg.set_value("bj_job", "New latents")
-                dpg.set_value("bj_n", 100_000)
-                dpg.set_value("bj_out", str(Path(self.out).parent / "bench_batch"))
-                app.batch.start()
-                self._start_phase("scrub+batch")
-                return False
-            app.batch.cancel.set()
-            self._write()
-            return True
-        return False
-
-    def _write(self) -> None:
-        doc = {}
-        for phase, loops in self.loops.items():
-            arr = np.array(loops[5:])  # skip the first frames of a phase
-            doc[phase] = {"renders_per_s": round(self.shown[phase] / self.PHASE_S, 1),
-                          "loop_ms_median": round(float(np.median(arr)), 2),
-                          "loop_ms_p99": round(float(np.percentile(arr, 99)), 2),
-                          "loop_ms_max": round(float(arr.max()), 2), "loops": len(arr)}
-        doc["render_ms_median"] = round(float(np.median(self.renders_ms)), 2)
-        Path(self.out).write_text(json.dumps(doc, indent=1))

@@ -3,24 +3,26 @@ with progress and Cancel; animation of a run's frames; recording the frames show
 
 from __future__ import annotations
 
+import json
+import queue
 import threading
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
+import numpy as np
 
 from ..engine import jobs
 from ..engine.animate import collect_frames, write_animation
-from ..engine.edits import EditError, parse_channel_list
+from ..engine.edits import EditError
 from ..engine.files import free_path
-from ..engine.recipe import RecipeError
+from ..engine.jobspecs import JOB_SPECS, PARAM_HELP, JobArgs, job_spec
+from ..engine.recipe import RecipeError, read_image
+from .tiles import TileGrid
+from .widgets import tooltip
 from .worker import lower_thread_priority
 
-JOBS = {
-    "New latents": "new", "Attribute spectrum": "spectrum", "Attribute combinatoric": "acomb",
-    "Attribute sequential": "aseq", "Fmap combinatoric": "fcomb", "New latent combinatoric": "nlcomb",
-    "Fmap combinatoric on a folder": "fcomb_folder", "Fmap axis-aligned sweep": "axis",
-    "Apply sliders and tabs to a folder": "apply", "Interpolate PNGs": "interp",
-}
+SWEEP_COLUMNS, SWEEP_ROWS, SWEEP_CELL = 8, 4, 56  # a page of the sweep browser: 32 tiles
+HISTORY_QUEUE = 64  # feature maps waiting for the event loop to record them (the job waits when it is full)
 
 
 class BatchPanel:
@@ -33,19 +35,42 @@ class BatchPanel:
         self.folder: Path | None = None
         self.error: str | None = None
         self.recording: list = []
+        self.features: queue.Queue = queue.Queue(HISTORY_QUEUE)  # (name, maps) from the job to the history
+        self.sweep = TileGrid("sweep_grid", SWEEP_COLUMNS, SWEEP_ROWS, SWEEP_CELL, on_click=self._take_channel)
+        self.sweep_items: list[tuple[str, str]] = []  # (file name, label "89+") of the shown sweep folder
+        self.sweep_folder: Path | None = None
+        self.sweep_page = 0
 
     def build(self) -> None:
-        dpg.add_combo(list(JOBS), tag="bj_job", default_value="New latents", width=300)
-        with dpg.group(horizontal=True):
-            dpg.add_input_int(label="n", tag="bj_n", default_value=8, width=90, min_value=1, min_clamped=True)
-            dpg.add_input_int(label="k", tag="bj_k", default_value=3, width=90, min_value=1, min_clamped=True)
-            dpg.add_input_float(label="start", tag="bj_start", default_value=0.0, width=90, step=0)
-        with dpg.group(horizontal=True):
-            dpg.add_checkbox(label="slide past 0", tag="bj_past")
-            dpg.add_combo(("lerp", "slerp"), tag="bj_method", default_value="lerp", width=80)
-            dpg.add_input_text(label="channels", tag="bj_channels", hint="all", width=120)
-        dpg.add_input_text(label="folder / PNGs", tag="bj_inputs", width=380, hint="folder, or PNGs separated by ;")
+        d = JobArgs()
+        dpg.add_combo([spec.label for spec in JOB_SPECS], tag="bj_job", default_value=JOB_SPECS[0].label, width=300,
+                      callback=lambda: self.show_params())
+        dpg.add_text("", tag="bj_help", wrap=560, color=(160, 160, 160))
+        fields = {
+            "n": lambda: dpg.add_input_int(label="n", tag="bj_n", default_value=d.n, width=110, min_value=1,
+                                           min_clamped=True),
+            "k": lambda: dpg.add_input_int(label="k", tag="bj_k", default_value=d.k, width=110, min_value=1,
+                                           min_clamped=True),
+            "start": lambda: dpg.add_input_float(label="start", tag="bj_start", default_value=d.start, width=110,
+                                                 step=0),
+            "past_zero": lambda: dpg.add_checkbox(label="slide past 0", tag="bj_past_zero"),
+            "method": lambda: dpg.add_combo(("lerp", "slerp"), label="method", tag="bj_method",
+                                            default_value=d.method, width=110),
+            "channels": lambda: dpg.add_input_text(label="channels", tag="bj_channels", hint="all", width=160),
+            "rng_seed": lambda: dpg.add_input_text(label="rng seed", tag="bj_rng_seed", hint="random", width=110),
+            "folder": lambda: dpg.add_input_text(label="folder", tag="bj_folder_in", width=380, hint="folder of PNGs"),
+            "inputs": lambda: dpg.add_input_text(label="PNGs", tag="bj_inputs", width=380,
+                                                 hint="PNGs separated by ;"),
+        }
+        for name, add in fields.items():
+            with dpg.group(tag=f"bj_row_{name}", show=False):
+                tooltip(add(), PARAM_HELP[name])
+                if name == "channels":
+                    dpg.add_text("", tag="bj_suggest", color=(160, 160, 160), wrap=560)
+                    tooltip(dpg.add_button(label="Use suggested strength", callback=self._use_suggested),
+                            "set the active tab's slider to the suggested sweep strength")
         dpg.add_input_text(label="output", tag="bj_out", width=380, default_value=str(self.app.output_dir / "batch"))
+        tooltip("bj_out", "each run writes a new folder in here (PNGs with recipes, manifest.json)")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Start", tag="bj_start_btn", callback=self.start)
             dpg.add_button(label="Cancel", callback=lambda: self.cancel.set())
@@ -66,41 +91,55 @@ class BatchPanel:
             dpg.add_checkbox(label="record shown frames", tag="an_record",
                              callback=lambda s, a: self.recording.clear() if a else None)
             dpg.add_button(label="Save recording", callback=self.save_recording)
+        dpg.add_separator()
+        dpg.add_text("Sweep browser: click a tile to put its channel, with its sign, into the active tab")
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag="sw_folder", width=300, hint="an axis sweep's folder (the last run's by default)",
+                               on_enter=True, callback=lambda: self.browse(Path(dpg.get_value("sw_folder"))))
+            dpg.add_button(label="<", callback=lambda: self._page(-1))
+            dpg.add_button(label=">", callback=lambda: self._page(1))
+            dpg.add_text("", tag="sw_page")
+        self.sweep.build()
+        self.show_params()
 
     def refresh(self) -> None:
-        pass
+        self.show_params()
+
+    def show_params(self) -> None:
+        """Only the chosen job's parameters are shown (each with its tooltip), and its description."""
+        spec = job_spec(dpg.get_value("bj_job"))
+        dpg.set_value("bj_help", spec.help)
+        for name in PARAM_HELP:
+            dpg.configure_item(f"bj_row_{name}", show=name in spec.params)
+        if "channels" in spec.params:
+            dpg.set_value("bj_suggest", self.app.suggested_sweep_text())
+
+    def _use_suggested(self) -> None:
+        value = self.app.suggested_sweep_value()
+        if value is None:
+            self.state.say("add a tab and let it render once: its layer's statistics are measured then", error=True)
+            return
+        self.state.set_tab_value(value)
+        self.state.relayout()
+        self.state.say(f"tab slider set to {value:.1f} for the sweep")
+
+    def job_args(self) -> JobArgs:
+        seed = dpg.get_value("bj_rng_seed").strip()
+        try:
+            rng_seed = int(seed) if seed else None
+        except ValueError:
+            raise EditError(f"rng seed {seed!r} is not a whole number") from None
+        return JobArgs(n=dpg.get_value("bj_n"), k=dpg.get_value("bj_k"), start=dpg.get_value("bj_start"),
+                       past_zero=dpg.get_value("bj_past_zero"), channels=dpg.get_value("bj_channels"),
+                       folder=dpg.get_value("bj_folder_in"),
+                       inputs=[p.strip() for p in dpg.get_value("bj_inputs").split(";") if p.strip()],
+                       method=dpg.get_value("bj_method"), rng_seed=rng_seed, tab_index=self.state.active_tab)
 
     # -------------------------------------------------------------------------------------------- jobs
 
     def plan(self) -> jobs.Job:
-        kind = JOBS[dpg.get_value("bj_job")]
-        stack, eng = self.state.stack.copy(), self.app.engine
-        n, k, start = dpg.get_value("bj_n"), dpg.get_value("bj_k"), dpg.get_value("bj_start")
-        inputs = [s.strip() for s in dpg.get_value("bj_inputs").split(";") if s.strip()]
-        if kind == "new":
-            return jobs.new_latents(stack, n)
-        if kind == "spectrum":
-            return jobs.attribute_spectrum(stack, n, dpg.get_value("bj_past"))
-        if kind in ("acomb", "aseq"):
-            return jobs.attribute_combinatoric(stack, k, sequential=kind == "aseq")
-        if kind == "fcomb":
-            return jobs.fmap_combinatoric([stack], k, start)
-        if kind == "nlcomb":
-            return jobs.new_latent_combinatoric(stack, n, k, start)
-        if kind == "axis":
-            if self.state.tab is None:
-                raise EditError("choose a tab: the sweep runs over its layer's channels")
-            text = dpg.get_value("bj_channels").strip()
-            tab = self.state.tab
-            chans = sorted(parse_channel_list(text, tab.weights[tab.layers[0]].shape[0])) if text else None
-            return jobs.axis_aligned_sweep(stack, self.state.active_tab, chans)
-        if kind == "interp":
-            return jobs.interpolate(eng, inputs, n, dpg.get_value("bj_method"))
-        if not inputs:
-            raise EditError("give a folder of PNGs")
-        if kind == "apply":
-            return jobs.apply_to_folder(eng, stack, inputs[0])
-        return jobs.folder_combinatoric(eng, stack, inputs[0], k, start)
+        spec = job_spec(dpg.get_value("bj_job"))
+        return spec.build(self.app.engine, self.state.stack.copy(), self.job_args())
 
     def start(self) -> None:
         if self.thread is not None and self.thread.is_alive():
@@ -116,11 +155,14 @@ class BatchPanel:
         self.cancel.clear()
         self.progress, self.error = None, None
         out = dpg.get_value("bj_out")
+        tab = self.state.tab
+        capture = tab.layers[0] if self.state.record_history and tab is not None else None
 
         def work() -> None:
             lower_thread_priority()  # the event loop and the render worker come first
             try:
-                for p in job.run(self.app.engine, out, self.cancel, plugins=self.app.plugins):
+                for p in job.run(self.app.engine, out, self.cancel, plugins=self.app.plugins, capture=capture,
+                                 on_features=lambda name, maps: self.features.put((name, maps))):
                     self.progress = p
                     self.folder = p.folder
             except Exception as e:  # reported in the status bar; the studio keeps running
@@ -128,10 +170,17 @@ class BatchPanel:
 
         self.thread = threading.Thread(target=work, name="batch-job", daemon=True)
         self.thread.start()
-        self.state.say(f"{job.kind}: {len(job.items)} images")
+        self.state.say(f"{job.kind}: {len(job.items)} images" +
+                       (f", recording {capture} into the history" if capture else ""))
 
     def frame(self) -> None:
-        """Called every frame: progress bar, end of job, recording."""
+        """Called every frame: progress bar, recorded feature maps, end of job."""
+        for _ in range(HISTORY_QUEUE):
+            try:
+                name, maps = self.features.get_nowait()
+            except queue.Empty:
+                break
+            self.app.record_maps(maps, name)
         p = self.progress
         if p is not None:
             dpg.set_value("bj_progress", p.done / max(p.total, 1))
@@ -143,13 +192,20 @@ class BatchPanel:
                 self.state.say(self.error, error=True)
             else:
                 status = "cancelled" if self.cancel.is_set() else "done"
-                self.state.say(f"batch job {status}: {p.done if p else 0} images in {self.folder}")
+                self.state.say(f"batch job {status}: {p.done if p else 0} of {p.total if p else 0} images "
+                               f"in {self.folder}")
+                if self.folder is not None and (self.folder / "contact_sheet.png").exists():
+                    self.browse(self.folder)
 
     def stop(self) -> None:
         """Cancel a running job and wait for it: it ends after its current chunk."""
         self.cancel.set()
-        if self.thread is not None:
-            self.thread.join(timeout=60)
+        while self.thread is not None and self.thread.is_alive():  # a job blocked on a full history queue
+            try:
+                self.features.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self.thread = None
 
     def record(self, image) -> None:
         if dpg.get_value("an_record"):
@@ -178,3 +234,59 @@ class BatchPanel:
             self.state.say("nothing recorded: tick 'record shown frames' and move a slider", error=True)
             return
         self._write(list(self.recording))
+
+    # -------------------------------------------------------------------------------------------- sweep browser
+
+    def browse(self, folder: Path) -> None:
+        """Show an axis sweep's tiles, labelled with channel and sign, from its folder's plan."""
+        try:
+            lines = (folder / jobs.PLAN_FILE).read_text().splitlines()
+            items = [(str(d["name"]), str(d.get("label", ""))[:jobs.MAX_LABEL]) for d in map(json.loads, lines)]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self.state.say(f"{folder} is not a batch folder: {e}", error=True)
+            return
+        self.sweep_items = [(name, label) for name, label in items if _sweep_channel(label) is not None]
+        if not self.sweep_items:
+            self.state.say(f"{folder} holds no axis sweep (tiles labelled like 89+)", error=True)
+            return
+        self.sweep_folder, self.sweep_page = folder, 0
+        dpg.set_value("sw_folder", str(folder))
+        self._show_page()
+
+    def _page(self, step: int) -> None:
+        pages = max(1, -(-len(self.sweep_items) // self.sweep.per_page))
+        self.sweep_page = (self.sweep_page + step) % pages
+        self._show_page()
+
+    def _show_page(self) -> None:
+        if self.sweep_folder is None:
+            return
+        k = self.sweep.per_page
+        page = self.sweep_items[self.sweep_page * k:(self.sweep_page + 1) * k]
+        tiles = []
+        for name, label in page:
+            try:
+                image = read_image(self.sweep_folder / name).astype(np.float32) / 255
+            except RecipeError:
+                image = np.zeros((SWEEP_CELL, SWEEP_CELL, 3), np.float32)  # not written (cancelled, failed)
+            tiles.append((label, image))
+        self.sweep.show(tiles)
+        pages = -(-len(self.sweep_items) // k)
+        dpg.set_value("sw_page", f"page {self.sweep_page + 1}/{pages}, {len(self.sweep_items)} tiles")
+
+    def _take_channel(self, index: int) -> None:
+        name, label = self.sweep_items[self.sweep_page * self.sweep.per_page + index]
+        channel, sign = _sweep_channel(label)
+        try:
+            self.state.set_channel(channel, sign)
+        except EditError as e:
+            self.state.say(str(e), error=True)
+            return
+        self.state.say(f"channel {channel} ({'+' if sign > 0 else '-'}) set in tab {self.state.tab.name!r}")
+
+
+def _sweep_channel(label: str) -> tuple[int, float] | None:
+    """A sweep tile's label ("89+", "12-") as (channel, sign)."""
+    if len(label) < 2 or label[-1] not in "+-" or not label[:-1].isdigit():
+        return None
+    return int(label[:-1]), 1.0 if label[-1] == "+" else -1.0

@@ -1,5 +1,7 @@
-"""Feature maps panel: rank the active tab's layer by similarity to the selection, overlay a channel, view many,
-record maps across images (disk-backed), view one channel across history, the historical average."""
+"""Feature maps panel: rank the active tab's layer by similarity to the selection, overlay a channel, view many
+(the top ranked or a typed channel list), record maps across images (disk-backed; batch jobs record too), view
+one channel across history, the historical average, reset.  Every tile says what it shows; a click on a channel's
+tile overlays it on the image."""
 
 from __future__ import annotations
 
@@ -7,24 +9,23 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from ..engine.analysis import RANK_METHODS, rank_channels, top_channels
-from .canvas import overlay_colours, upscale
+from ..engine.edits import EditError, parse_channel_list
+from .canvas import overlay_colours
+from .tiles import TileGrid
 from .widgets import tooltip
 
 GRID_SIDE = 4  # maps shown as a 4x4 grid
-GRID_PX = 256
+GRID_CELL = 64
 
 
 class FmapsPanel:
     def __init__(self, app):
         self.app = app
         self.state = app.state
-        self.grid = np.zeros((GRID_PX, GRID_PX, 4), np.float32)
-        self.grid[..., 3] = 1
-        self._flat = self.grid.reshape(-1)
+        self.tiles = TileGrid("fm_grid", GRID_SIDE, GRID_SIDE, GRID_CELL, on_click=self._clicked)
+        self.shown_channels: list[int] = []  # the channel of each tile (none for history tiles)
 
     def build(self) -> None:
-        with dpg.texture_registry():
-            dpg.add_raw_texture(GRID_PX, GRID_PX, self._flat, format=dpg.mvFormat_Float_rgba, tag="tex_fmaps")
         dpg.add_text("", tag="fm_layer")
         with dpg.group(horizontal=True):
             dpg.add_combo(RANK_METHODS, tag="fm_method", default_value=self.state.rank_method, width=110,
@@ -42,11 +43,18 @@ class FmapsPanel:
             dpg.add_checkbox(label="record history (R)", tag="fm_record",
                              callback=lambda s, a: setattr(self.state, "record_history", a))
             dpg.add_text("", tag="fm_history")
+            tooltip(dpg.add_button(label="Reset history", callback=self.reset_history),
+                    "forget every map recorded at this layer")
         with dpg.group(horizontal=True):
             dpg.add_input_int(tag="fm_channel", default_value=0, width=90, min_value=0, min_clamped=True)
             dpg.add_button(label="Channel across history", callback=self.view_history)
             dpg.add_button(label="Historical average", callback=self.view_average)
-        dpg.add_image("tex_fmaps", width=GRID_PX, height=GRID_PX)
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag="fm_list", width=160, hint="e.g. 3,89,100-104", on_enter=True,
+                               callback=self.view_list)
+            tooltip(dpg.add_button(label="View channels", callback=self.view_list),
+                    "the typed channels' maps of this image (empty: the tab's weighted channels)")
+        self.tiles.build()
 
     def refresh(self) -> None:
         tab = self.state.tab
@@ -90,29 +98,60 @@ class FmapsPanel:
             return
         added = self.state.add_top_channels(dpg.get_value("fm_topn"))
         self.state.say(f"added channels {', '.join(map(str, added))}" if added else "the top channels are set already")
-        self.app.spatial.refresh()
 
-    def _show(self, maps: list[np.ndarray]) -> None:
-        self.grid[..., :3] = 0.1
-        cell = GRID_PX // GRID_SIDE
-        for i, m in enumerate(maps[: GRID_SIDE * GRID_SIDE]):
+    def _show(self, maps: list[np.ndarray], labels: list[str], channels: list[int] | None = None) -> None:
+        tiles = []
+        for label, m in zip(labels, maps[:self.tiles.per_page], strict=False):
             colour, alpha = overlay_colours(m)
-            tile = upscale(colour * alpha[..., None] / 0.75, max(1, cell // m.shape[0]))[:cell, :cell]
-            r, c = divmod(i, GRID_SIDE)
-            self.grid[r * cell:r * cell + tile.shape[0], c * cell:c * cell + tile.shape[1], :3] = tile
+            tiles.append((label, colour * alpha[..., None] / 0.75))
+        self.tiles.show(tiles)
+        self.shown_channels = list(channels or [])[:len(tiles)]
+
+    def _clicked(self, index: int) -> None:
+        if index < len(self.shown_channels):
+            self._overlay(self.shown_channels[index])
+
+    def _show_channels(self, maps: np.ndarray, chans: list[int], what: str) -> None:
+        chans = chans[:self.tiles.per_page]
+        self._show([maps[c] for c in chans], [f"ch {c}" for c in chans], chans)
+        self.state.say(f"{what}: channels {', '.join(map(str, chans))} (click a tile to overlay it)")
 
     def view_top(self) -> None:
         f = self._features()
         if f is not None:
             chans = [c for c, _ in self.state.ranked] or list(range(f.shape[0]))
-            self._show([f[c] for c in chans])
+            self._show_channels(f, chans, "top ranked" if self.state.ranked else "first maps (not ranked yet)")
+
+    def view_list(self) -> None:
+        f, tab = self._features(), self.state.tab
+        if f is None:
+            return
+        text = dpg.get_value("fm_list").strip()
+        try:
+            chans = sorted(parse_channel_list(text, f.shape[0])) if text else \
+                [int(c) for c in np.flatnonzero(tab.weights[tab.layers[0]])]
+        except EditError as e:
+            self.state.say(str(e), error=True)
+            return
+        if not chans:
+            self.state.say("type channels (e.g. 3,89,100-104) or give the tab weights", error=True)
+            return
+        self._show_channels(f, chans, "typed" if text else "the tab's channels")
 
     def view_history(self) -> None:
         hist = self.app.history()
         if hist is None or not len(hist):
             self.state.say("nothing recorded yet: tick 'record history' and generate images", error=True)
             return
-        self._show(list(hist.channel(dpg.get_value("fm_channel"))[-GRID_SIDE * GRID_SIDE:]))
+        c = dpg.get_value("fm_channel")
+        if c >= hist.shape[0]:
+            self.state.say(f"channel {c} does not exist at {hist.layer} ({hist.shape[0]} channels)", error=True)
+            return
+        k = self.tiles.per_page
+        first = max(0, len(hist) - k)
+        labels = [str(e.get("label", ""))[:10] or f"#{first + i}" for i, e in enumerate(hist.entries[first:])]
+        self._show(list(hist.channel(c)[first:]), labels)
+        self.state.say(f"channel {c} over the last {len(labels)} of {len(hist)} recorded images")
 
     def view_average(self) -> None:
         hist = self.app.history()
@@ -121,5 +160,12 @@ class FmapsPanel:
             return
         mean = hist.mean()
         chans = [c for c, _ in self.state.ranked] or list(range(mean.shape[0]))
-        self._show([mean[c] for c in chans])
-        self.state.say(f"historical average over {len(hist)} images (top-ranked channels)")
+        self._show_channels(mean, chans, f"historical average over {len(hist)} images")
+
+    def reset_history(self) -> None:
+        hist = self.app.history()
+        if hist is not None:
+            n = len(hist)
+            hist.clear()
+            self.state.say(f"history of {hist.layer} reset ({n} records removed)")
+            self.refresh()

@@ -64,15 +64,13 @@ class PluginsPanel:
         if det.get("plugin") != name:
             det["params"] = {}
         det.update(plugin=name, mode=dpg.get_value("pl_mode"))
-        tab.detector = det if name else None
-        self.state.touch()
-        self.refresh()
+        if self.state.set_detector(det if name else None):
+            self.state.say(f"the detector now fills the selection of {tab.name!r}; Ctrl+Z brings the painted one back")
 
     def _param(self, key: str, value: str) -> None:
         tab = self.state.tab
         if tab is not None and tab.detector:
-            tab.detector = {**tab.detector, "params": {**tab.detector.get("params", {}), key: value}}
-            self.state.touch()
+            self.state.set_detector({**tab.detector, "params": {**tab.detector.get("params", {}), key: value}})
 
     def poll_files(self) -> None:
         """Reload plugins whose files changed (called about once a second)."""

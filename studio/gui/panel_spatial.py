@@ -41,6 +41,13 @@ class SpatialPanel:
                              callback=self._value)
         dpg.add_text("", tag="tab_mult")
         tooltip("tab_value", "slider v: the edit is selection x channel weights x mu(v), mu(v) = sign(v) exp(|v|/20)")
+        with dpg.group(horizontal=True):
+            dpg.add_input_float(label="sigma", tag="tab_sigma", default_value=10.0, width=110, step=0, on_enter=True,
+                                callback=self._sigma)
+            dpg.add_button(label="Set strength", callback=self._sigma)
+        tooltip("tab_sigma", "strength in units of the tab's channels' activation std (measured once per layer over "
+                             "64 images, kept in the model's data folder): carries between models, unlike the raw "
+                             "multiplier; the recipe keeps the exact slider value")
         dpg.add_text("channels (a,b,c  a-b  kxN)")
         with dpg.group(horizontal=True):
             dpg.add_input_text(tag="tab_weights", width=260, on_enter=True, callback=self._weights)
@@ -75,7 +82,7 @@ class SpatialPanel:
         dpg.set_value("tab_list", ("* " if tab.effective() else "  ") + tab.name)
         dpg.set_value("tab_active", tab.active)
         dpg.set_value("tab_value", tab.value)
-        dpg.set_value("tab_mult", f"x {tab.multiplier:.1f}   at {', '.join(tab.layers)}")
+        self._show_strength()
         w = tab.weights[tab.layers[0]]
         dpg.set_value("tab_weights", format_channel_list(w))
         for ch in np.flatnonzero(w)[:256]:
@@ -84,31 +91,36 @@ class SpatialPanel:
                 dpg.add_input_float(default_value=float(w[ch]), width=90, step=0, user_data=int(ch), on_enter=True,
                                     callback=self._edit_weight)
 
+    def _show_strength(self) -> None:
+        if self.state.tab is not None:
+            dpg.set_value("tab_mult", self.app.strength_text())
+
+    def show_strength(self) -> None:
+        """Called now and then by the loop: the layer's statistics arrive with a render."""
+        self._show_strength()
+
+    def _sigma(self) -> None:
+        try:
+            self.app.set_strength_sigma(dpg.get_value("tab_sigma"))
+        except EditError as e:
+            self.state.say(str(e), error=True)
+
     def _add(self) -> None:
         layer = dpg.get_value("tab_layer").split()[0]
         name = dpg.get_value("tab_name").strip() or f"tab_{layer}"
-        self.state.add_tab(name, layer)
-        self.app.refresh_panels()  # the Plugins and Feature maps panels name the active tab too
+        self.state.add_tab(name, layer)  # every panel refreshes: the Plugins and Feature maps panels name it too
 
     def _select(self, sender, label: str) -> None:
-        name = label[2:]
-        for i, t in enumerate(self.state.stack.tabs):
-            if t.name == name:
-                self.state.active_tab = i
-        self.app.refresh_panels()
+        self.state.select_tab(label[2:])
 
     def _active(self, sender, value: bool) -> None:
-        if self.state.tab:
-            self.state.tab.active = bool(value)
-            self.state.touch()
-            self.refresh()
+        self.state.set_tab_active(value)
 
     def _rename(self) -> None:
         try:
             self.state.rename_tab(dpg.get_value("tab_name"))
         except EditError as e:
             self.state.say(str(e), error=True)
-        self.app.refresh_panels()  # the Plugins and Feature maps panels name the active tab too
 
     def _load(self) -> None:
         name = dpg.get_value("tab_saved")
@@ -119,13 +131,10 @@ class SpatialPanel:
             self.state.say(f"loaded tab {name!r}")
         except DataError as e:
             self.state.say(str(e), error=True)
-        self.app.refresh_panels()  # the Plugins and Feature maps panels name the active tab too
 
     def _value(self, sender, value: float) -> None:
-        if self.state.tab:
-            self.state.tab.value = float(value)
-            dpg.set_value("tab_mult", f"x {self.state.tab.multiplier:.1f}   at {', '.join(self.state.tab.layers)}")
-            self.state.touch()
+        self.state.set_tab_value(value)
+        self._show_strength()
 
     def _weights(self) -> None:
         if self.state.tab is None:
@@ -135,16 +144,9 @@ class SpatialPanel:
             self.state.say(f"{int(np.count_nonzero(self.state.tab.weights[self.state.tab.layers[0]]))} channels set")
         except EditError as e:
             self.state.say(str(e), error=True)
-        self.refresh()
 
     def _set_weights(self, values: np.ndarray | None) -> None:
-        tab = self.state.tab
-        if tab is None:
-            return
-        layer = tab.layers[0]
-        tab.weights[layer] = np.zeros_like(tab.weights[layer]) if values is None else values.astype(np.float32)
-        self.state.touch()
-        self.refresh()
+        self.state.set_weights(values)
 
     def _randomize(self) -> None:
         if self.state.tab is not None:
@@ -161,4 +163,3 @@ class SpatialPanel:
         tab = self.state.tab
         if tab is not None:
             self.state.paint((0, 0), (tab.selection.shape[0] - 1,) * 2, "0")
-            self.refresh()

@@ -26,6 +26,17 @@ class Stroke:
 
 
 @dataclass
+class DetectorChange:
+    """Choosing a detector for a tab that has a painted selection, for undo: undo puts the painting and the
+    previous detector back (a detector never overwrites a painted selection without a way back)."""
+
+    tab: str
+    before: dict | None
+    after: dict | None
+    selection: np.ndarray
+
+
+@dataclass
 class TabDeletion:
     """Deleting a tab, for undo/redo: where it was, the tab itself, and whether its saved file went with it."""
 
@@ -34,7 +45,7 @@ class TabDeletion:
     had_file: bool = False
 
 
-Action = Stroke | TabDeletion
+Action = Stroke | TabDeletion | DetectorChange
 
 
 @dataclass
@@ -53,6 +64,7 @@ class StudioState:
     message: str = ""
     message_is_error: bool = False
     version: int = 0  # bumped by every change that needs a new render
+    layout: int = 0  # bumped by every change the panels show (tabs added, renamed, weights): they refresh
     message_time: float = 0.0  # when the message was said (monotonic)
     log: list[tuple[str, str, bool]] = field(default_factory=list)  # (clock time, message, error)
     undo_stack: list[Action] = field(default_factory=list)
@@ -62,6 +74,11 @@ class StudioState:
 
     def touch(self) -> None:
         self.version += 1
+
+    def relayout(self) -> None:
+        """A change every panel shows (the loop refreshes them all once): a new render too."""
+        self.layout += 1
+        self.touch()
 
     def say(self, text: str, error: bool = False) -> None:
         """The status line's message; every message is also kept in `log` (newest last, the last LOG_SIZE)."""
@@ -126,7 +143,7 @@ class StudioState:
         tab = SpatialTab(name, [layer], np.zeros((res, res), np.float32), {layer: np.zeros(channels, np.float32)})
         self.stack.tabs.append(tab)
         self.active_tab = len(self.stack.tabs) - 1
-        self.touch()
+        self.relayout()
         return tab
 
     def replace_tab(self, tab: SpatialTab) -> None:
@@ -139,7 +156,61 @@ class StudioState:
         else:
             self.stack.tabs.append(tab)
             self.active_tab = len(self.stack.tabs) - 1
-        self.touch()
+        self.relayout()
+
+    def select_tab(self, name: str) -> None:
+        for i, t in enumerate(self.stack.tabs):
+            if t.name == name:
+                self.active_tab = i
+        self.relayout()
+
+    def set_tab_active(self, active: bool) -> None:
+        if self.tab is not None:
+            self.tab.active = bool(active)
+            self.relayout()
+
+    def set_tab_value(self, value: float) -> None:
+        if self.tab is not None:
+            self.tab.value = float(value)
+            self.touch()
+
+    def set_channel(self, channel: int, weight: float) -> None:
+        """One channel's weight in the active tab's first layer (the sweep browser: a clicked tile's channel)."""
+        tab = self.tab
+        if tab is None:
+            raise EditError("add a tab first")
+        w = tab.weights[tab.layers[0]].copy()
+        if not 0 <= channel < w.shape[0]:
+            raise EditError(f"channel {channel} does not exist at {tab.layers[0]} ({w.shape[0]} channels)")
+        w[channel] = weight
+        tab.weights[tab.layers[0]] = w
+        self.relayout()
+
+    def set_weights(self, values: np.ndarray | None) -> None:
+        """All weights of the active tab's first layer (None: zero)."""
+        tab = self.tab
+        if tab is None:
+            return
+        layer = tab.layers[0]
+        tab.weights[layer] = np.zeros_like(tab.weights[layer]) if values is None else values.astype(np.float32)
+        self.relayout()
+
+    def set_detector(self, detector: dict | None) -> bool:
+        """The active tab's detector; when it switches one on over a painted selection, the change is undoable
+        (the painting comes back with the previous detector).  Returns whether it was recorded for undo."""
+        tab = self.tab
+        if tab is None:
+            return False
+        before = tab.detector
+        running = detector is not None and detector.get("mode", "off") != "off"
+        was_running = before is not None and before.get("mode", "off") != "off"
+        recorded = running and not was_running and bool(np.any(tab.selection))
+        if recorded:
+            self.undo_stack.append(DetectorChange(tab.name, before, detector, tab.selection.copy()))
+            self.redo_stack.clear()
+        tab.detector = detector
+        self.relayout()
+        return recorded
 
     def rename_tab(self, new: str) -> None:
         """Rename the active tab; its strokes stay undoable; a name another tab holds is refused."""
@@ -149,10 +220,10 @@ class StudioState:
         if any(t.name == new for t in self.stack.tabs):
             raise EditError(f"a tab named {new!r} exists already")
         for stroke in (*self.undo_stack, *self.redo_stack):
-            if stroke.tab == tab.name:
+            if isinstance(stroke, Stroke | DetectorChange) and stroke.tab == tab.name:
                 stroke.tab = new
         tab.name = new
-        self.touch()
+        self.relayout()
 
     def add_top_channels(self, n: int) -> list[int]:
         """Weight 1 for the `n` best-ranked channels the active tab's first layer does not weight yet."""
@@ -164,7 +235,7 @@ class StudioState:
         added = [c for c, _ in self.ranked if w[c] == 0][:max(int(n), 0)]
         w[added] = 1
         tab.weights[layer] = w
-        self.touch()
+        self.relayout()
         return added
 
     def delete_tab(self, had_file: bool = False) -> TabDeletion | None:
@@ -180,7 +251,7 @@ class StudioState:
     def _delete(self, d: TabDeletion) -> None:
         del self.stack.tabs[d.index]
         self.active_tab = (len(self.stack.tabs) - 1) if self.stack.tabs else None
-        self.touch()
+        self.relayout()
 
     def set_weights_text(self, text: str) -> None:
         """Channel weights from the list syntax (`a,b,c`, `a-b`, `kxN`) for the tab's first layer."""
@@ -191,7 +262,7 @@ class StudioState:
         for ch, k in parsed.items():
             w[ch] = k
         tab.weights[layer] = w
-        self.touch()
+        self.relayout()
 
     # -------------------------------------------------------------------------------------------- painting
 
@@ -224,16 +295,22 @@ class StudioState:
             if undo:
                 self.stack.tabs.insert(min(stroke.index, len(self.stack.tabs)), stroke.tab)
                 self.active_tab = min(stroke.index, len(self.stack.tabs) - 1)
-                self.touch()
+                self.relayout()
             elif stroke.tab in self.stack.tabs:
                 self._delete(TabDeletion(self.stack.tabs.index(stroke.tab), stroke.tab))
             return True
         for i, t in enumerate(self.stack.tabs):
-            if t.name == stroke.tab:
+            if t.name != stroke.tab:
+                continue
+            if isinstance(stroke, DetectorChange):
+                t.detector = stroke.before if undo else stroke.after
+                if undo:
+                    t.selection = stroke.selection.copy()
+            else:
                 t.selection = (stroke.before if undo else stroke.after).copy()
-                self.active_tab = i
-                self.touch()
-                return True
+            self.active_tab = i
+            self.relayout()
+            return True
         return False
 
     def undo(self) -> Action | None:
