@@ -1,7 +1,8 @@
 """Studio benchmark under Xvfb: the CPU an idle studio uses (its process's CPU time over 10 s at rest, after
 start-up), then the live scrub: the real app drags a spatial tab's slider for 6 s, then for 6 s more while a batch
 job renders in the background. Prints displayed renders per second and the event loop's iteration times (median,
-p99, max): the loop must never wait on the model.
+p99, max): the loop must never wait on the model.  Last, an axis-aligned sweep started from the studio's Batch
+panel at rest, against the same plan (read from its folder) run in this plain process, as the CLI runs it.
 
     python bench/gui.py [--model M]
 """
@@ -74,7 +75,27 @@ def main() -> int:
         d = doc[phase]
         print(f"{phase:<12} {d['renders_per_s']:5.1f} renders/s shown   event loop: median {d['loop_ms_median']} ms, "
               f"p99 {d['loop_ms_p99']} ms, max {d['loop_ms_max']} ms over {d['loops']} iterations")
+    studio_s, cli_s, n = doc["job"]["seconds"], *plain_job(Path(doc["job"]["folder"]), args.model)
+    print(f"axis sweep of {n} images: from the studio {studio_s:.2f} s, the same plan in a plain process "
+          f"{cli_s:.2f} s: studio/plain {studio_s / cli_s:.2f}x")
     return 0
+
+
+def plain_job(folder: Path, model: str | None) -> tuple[float, int]:
+    """The studio's job, re-planned from its folder and run here without a studio (what `ganstudio batch` does)."""
+    import tempfile as tf
+
+    from studio import paths
+    from studio.engine import jobs
+    from studio.engine.engine import Engine
+
+    _, job = jobs.read_plan(folder)
+    with tf.TemporaryDirectory() as tmp:
+        eng = Engine.open(paths.model_to_open(model), Path(tmp) / "data")
+        t0 = time.perf_counter()
+        for _ in job.run(eng, Path(tmp) / "out"):
+            pass
+        return time.perf_counter() - t0, len(job.items)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Studio:
         require_display_tools()
         self.x = Xvfb()
         self.probe_path = tmp / "probe.json"
+        self.probe_path.unlink(missing_ok=True)  # a probe left by an earlier studio in this folder is not ours
         self.env = {**os.environ, "DISPLAY": self.x.display, "GANSTUDIO_PROBE": str(self.probe_path),
                     "GANSTUDIO_UNDECORATED": "1"}
         self.log = open(tmp / "studio.log", "w")
@@ -114,7 +115,8 @@ class Studio:
 
     def click(self, x: int, y: int, button: int = 1) -> None:
         self.xdo("mousemove", str(x), str(y))
-        self.xdo("click", str(button))
+        self.xdo("mousedown", str(button))  # held as a finger holds it (~0.15 s), not a 1 ms synthetic click
+        self.xdo("mouseup", str(button))
 
     def drag(self, a: tuple[int, int], b: tuple[int, int], button: int = 1) -> None:
         self.xdo("mousemove", str(a[0]), str(a[1]))
@@ -130,3 +132,13 @@ class Studio:
         self.xdo("key", "--repeat", "120", "--delay", "2", "BackSpace")
         self.xdo("type", "--delay", "15", text)
         self.xdo("key", "Return")
+
+
+def screenshot(app: Studio, path: Path, timeout: float = 20) -> Path:
+    """The whole window as the studio draws it (written by the app itself, through its probe)."""
+    Path(f"{app.probe_path}.shot").write_text(str(path))
+    end = time.time() + timeout
+    while time.time() < end and not path.exists():
+        time.sleep(0.1)
+    time.sleep(0.3)
+    return path

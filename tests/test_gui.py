@@ -249,3 +249,93 @@ def test_delete_tab_removes_its_file_and_ctrl_z_brings_both_back(model, tmp_path
         p = app.wait(lambda p: p["tab"] is not None and p["tab"]["name"] == "keep me", 20, "undone")
         assert path.exists() and p["tab"]["selection_sum"] == 15 and "restored" in p["message"]
     assert [t.name for t in ModelData(tmp_path / "data", data.sha256).load_tabs()] == ["keep me"]
+
+
+def _open_recent(app, name: str) -> None:
+    """Click the Generate panel's button of a recent model."""
+    app.click(*app.centre("tab_generate"))
+    p = app.wait(lambda p: "model_btn_1" in p["rects"], 20, "recent models listed")
+    item = next((k for k, label in p["model_buttons"].items() if label.endswith(name)), None)
+    assert item is not None, f"{name} not among the recent models: {p['model_buttons']}"
+    app.click(*app.centre(item))
+
+
+def test_switching_models_in_place_keeps_each_model_s_tabs(model, tmp_path):
+    from studio import paths
+    from studio.engine.engine import Engine
+
+    bundled = paths.bundled_model()
+    if bundled is None:
+        pytest.skip("no bundled model in this checkout")
+    Engine.open(bundled, tmp_path / "data")  # known to the studio's recent models
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.click(*app.centre("tab_spatial"))
+        app.type_into("tab_name", "mine")
+        app.click(*app.centre("btn_add_tab"))
+        app.wait(lambda p: p["tab"] is not None and p["tab"]["name"] == "mine", 20, "tab added")
+        app.type_into("tab_weights", "3,5")
+        app.wait(lambda p: p["tab"]["channels"] == 2, 20, "weights")
+        pid = app.proc.pid
+        _open_recent(app, bundled.name)
+        p = app.wait(lambda p: p["model"] == "anime-portraits-64" and p["shown"] == p["version"], 60, "switched")
+        assert "mine" not in p["tabs"] and len(p["sessions"]) == 2 and p["image_mean"] > 20
+        assert "tabs and history are kept" in p["message"]
+        _open_recent(app, model.name)
+        p = app.wait(lambda p: p["model"] == model.stem and p["shown"] == p["version"], 60, "switched back")
+        assert "mine" in p["tabs"] and p["tab"]["name"] == "mine" and p["weights"] == {"3": 1.0, "5": 1.0}
+        assert app.proc.pid == pid and app.proc.poll() is None  # the same process all along
+
+
+def test_sweep_browser_labels_tiles_and_a_click_sets_the_channel(model, tmp_path):
+    from studio.engine.edits import SpatialTab
+    from studio.engine.loaders import load_model
+    from studio.engine.modeldata import ModelData
+
+    data = ModelData(tmp_path / "data", load_model(model).sha256)
+    sel = np.zeros((16, 16), np.float32)
+    sel[6:10, 4:12] = 1
+    data.save_tab(SpatialTab("probe", ["b16.conv0"], sel, {"b16.conv0": np.zeros(128, np.float32)}, value=60.0))
+    out = tmp_path / "sweeps"
+    r = run_cli("batch", "axis-sweep", "--model", str(model), "--data", str(tmp_path / "data"), "--tab", "probe=60",
+                "--channels", "0-5", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    folder = next(out.iterdir())
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.click(*app.centre("tab_batch"))
+        app.type_into("sw_folder", str(folder))
+        p = app.wait(lambda p: len(p["sweep_labels"]) == 12, 20, "sweep shown")
+        assert p["sweep_labels"][:4] == ["0+", "0-", "1+", "1-"]  # every tile says its channel and sign
+        x0, y0, x1, y1 = p["rects"]["sweep_grid"]
+        cell = (x1 - x0) / 8
+        app.click(int(x0 + 3.5 * cell), int(y0 + 0.5 * cell))  # the 4th tile: channel 1, negative
+        p = app.wait(lambda p: p["weights"] == {"1": -1.0}, 20, "channel taken")
+        assert "channel 1 (-)" in p["message"]
+
+
+def test_rename_keeps_the_tab_s_undo_and_refuses_a_taken_name(model, tmp_path):
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        app.settled()
+        app.click(*app.centre("tab_spatial"))
+        app.type_into("tab_name", "first")
+        app.click(*app.centre("btn_add_tab"))
+        app.type_into("tab_name", "second")
+        app.click(*app.centre("btn_add_tab"))
+        app.wait(lambda p: p["tabs"] == ["first", "second"], 20, "two tabs")
+        x0, y0, x1, y1 = app.probe()["rects"]["canvas"]
+        cell = (x1 - x0) / 16
+        app.drag((int(x0 + 2.5 * cell), int(y0 + 2.5 * cell)), (int(x0 + 4.5 * cell), int(y0 + 3.5 * cell)))
+        app.wait(lambda p: p["tab"]["selection_sum"] == 6, 20, "painted")
+        app.type_into("tab_name", "first")
+        app.click(*app.centre("btn_rename"))
+        p = app.wait(lambda p: p["error"] and "exists already" in p["message"], 20, "taken name refused")
+        assert p["tabs"] == ["first", "second"]
+        app.type_into("tab_name", "renamed")
+        app.click(*app.centre("btn_rename"))
+        app.wait(lambda p: p["tabs"] == ["first", "renamed"], 20, "renamed")
+        app.xdo("keydown", "ctrl")  # the Rename button took the focus off the name field
+        app.xdo("key", "z")
+        app.xdo("keyup", "ctrl")
+        p = app.wait(lambda p: p["tab"]["selection_sum"] == 0, 20, "stroke undone after the rename")
+        assert p["tab"]["name"] == "renamed"

@@ -226,3 +226,42 @@ def test_folder_and_new_latent_combinatorics(engine, tmp_path):
     nl = jobs.new_latent_combinatoric(EditStack(seed=0, tabs=[tab]), n=3, k=2, seed=1)
     assert nl.kind == "new_latent_combinatoric" and len(nl.items) == 6
     assert len({it.stack.seed for it in nl.items}) == 3
+
+
+def test_one_registry_plans_the_cli_and_the_studio_jobs(engine, tmp_path):
+    from studio.engine.jobspecs import JOB_SPECS, PARAM_HELP, JobArgs, job_spec, plan
+
+    assert len({s.name for s in JOB_SPECS}) == len({s.label for s in JOB_SPECS}) == len(JOB_SPECS)
+    for spec in JOB_SPECS:
+        assert set(spec.params) <= set(PARAM_HELP), spec.name
+        assert job_spec(spec.label) is job_spec(spec.name) is spec
+    with pytest.raises(EditError, match="unknown job"):
+        job_spec("nope")
+    stack = EditStack(seed=0, psi=0.7, tabs=[_tab(engine, value=20.0)])
+    # the combinatoric's first frame is its start value: the unedited image when start is 0
+    job = plan(engine, "Fmap combinatoric", stack, JobArgs(k=5, start=0.0))
+    assert [it.stack.tabs[0].value for it in job.items] == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert [it.stack.tabs[0].value for it in plan(engine, "fmap-combinatoric", stack, JobArgs(k=1)).items] == [20.0]
+    sweep = plan(engine, "axis-sweep", stack, JobArgs(channels="3,7", tab_index=0))
+    assert [it.label for it in sweep.items] == ["3+", "3-", "7+", "7-"]
+    with pytest.raises(EditError, match="folder"):
+        plan(engine, "apply-folder", stack, JobArgs(folder=" "))
+    # the CLI goes through the same plan
+    r = run_cli("batch", "--help")
+    assert all(spec.name in r.stdout for spec in JOB_SPECS) and PARAM_HELP["k"] in r.stdout
+
+
+def test_a_job_hands_each_image_s_feature_maps_to_the_history(engine, tmp_path):
+    from studio.engine.analysis import FeatureHistory
+
+    stack = EditStack(seed=0, psi=0.7, tabs=[_tab(engine)])
+    job = jobs.new_latents(stack, 3, seed=4)
+    st = engine.renderer.layers["b16.conv0"]
+    hist = FeatureHistory(tmp_path / "hist", "b16.conv0", (st.channels, 16, 16))
+    progress = list(job.run(engine, tmp_path / "out", capture="b16.conv0",
+                            on_features=lambda name, maps: hist.append(maps, label=name)))
+    assert len(hist) == 3 and [e["label"] for e in hist.entries] == [it.name for it in job.items]
+    for k, item in enumerate(job.items):  # the maps are those of the image written, edit included
+        alone = engine.render(item.stack, capture=("b16.conv0",)).features["b16.conv0"][0].numpy()
+        np.testing.assert_allclose(hist.channel(5)[k], alone[5], atol=2e-3 * np.abs(alone).max())
+    assert progress[-1].done == 3

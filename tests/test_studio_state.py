@@ -147,3 +147,53 @@ def test_messages_are_logged_whole_and_bounded(state):
     for i in range(LOG_SIZE + 5):
         state.say(f"m{i}")
     assert len(state.log) == LOG_SIZE and state.log[-1][1] == f"m{LOG_SIZE + 4}" and not state.message_is_error
+
+
+def test_a_detector_over_a_painted_selection_is_undone_with_the_painting(state):
+    state.add_tab("mouth", "b16.conv0")
+    state.paint((2, 3), (4, 5), "+")
+    painted = state.tab.selection.copy()
+    layout = state.layout
+    assert state.set_detector({"plugin": "spatial_map", "mode": "run and modify", "params": {}})
+    assert state.layout > layout  # every panel shows the new detector
+    state.tab.selection = np.zeros_like(painted)  # what the detector found replaces the painting
+    assert not state.set_detector({"plugin": "spatial_map", "mode": "run", "params": {"k": "2"}})  # no new step
+    state.undo()
+    assert state.tab.detector is None and np.array_equal(state.tab.selection, painted)
+    state.redo()
+    assert state.tab.detector["mode"] == "run and modify"
+    state.add_tab("empty", "b16.conv0")  # nothing painted: nothing to keep, no undo step
+    n = len(state.undo_stack)
+    assert not state.set_detector({"plugin": "spatial_map", "mode": "run", "params": {}})
+    assert len(state.undo_stack) == n
+
+
+def test_a_sweep_tile_sets_its_channel_and_sign(state):
+    with pytest.raises(EditError, match="add a tab"):
+        state.set_channel(3, 1.0)
+    state.add_tab("t", "b16.conv0")
+    state.set_channel(7, -1.0)
+    state.set_channel(9, 1.0)
+    w = state.tab.weights["b16.conv0"]
+    assert w[7] == -1 and w[9] == 1 and np.count_nonzero(w) == 2
+    with pytest.raises(EditError, match="does not exist"):
+        state.set_channel(32, 1.0)
+
+
+def test_a_sweep_tile_goes_into_the_sweep_s_tab_or_a_new_one(state):
+    from studio.engine.edits import SpatialTab
+
+    state.add_tab("other", "b8.conv1")  # active, at another layer than the sweep's
+    sel = np.zeros((16, 16), np.float32)
+    sel[4:6, 4:8] = 1
+    probe = SpatialTab("mouth", ["b16.conv0"], sel, {"b16.conv0": np.eye(32, dtype=np.float32)[3]}, value=40.0)
+    state.take_sweep_tab(probe, 3, -1.0)
+    tab = state.tab
+    assert tab.name == "mouth" and tab.layers == ["b16.conv0"] and tab.value == 40.0 and tab.active
+    assert np.array_equal(tab.selection, sel) and tab.weights["b16.conv0"][3] == -1
+    state.active_tab = 0
+    state.take_sweep_tab(probe, 5, 1.0)  # the sweep's tab exists now: it gets the channel, no new tab
+    assert [t.name for t in state.stack.tabs] == ["other", "mouth"] and state.tab.name == "mouth"
+    assert np.count_nonzero(state.tab.weights["b16.conv0"]) == 2
+    with pytest.raises(EditError, match="not a layer"):
+        state.take_sweep_tab(SpatialTab("x", ["b4.conv1"], sel, {"b4.conv1": np.zeros(8, np.float32)}), 0, 1.0)

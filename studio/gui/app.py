@@ -467,7 +467,7 @@ class StudioApp:
         self.statusbar = StatusBar(self)
         with dpg.window(tag="main", no_scrollbar=True):
             with dpg.menu_bar():
-                with dpg.menu(label="File"):
+                with dpg.menu(label="File", tag="menu_file"):
                     dpg.add_menu_item(label="Open model...", callback=lambda: dpg.show_item("dlg_model"))
                     with dpg.menu(label="Recent models", tag="menu_recent"):
                         self._recent_items()
@@ -517,16 +517,27 @@ class StudioApp:
                 dpg.delete_item(item)
         self._built = []
 
+    def recent_models(self, most: int = 8) -> list[tuple[str, str]]:
+        """(label, path) of the models opened lately that still exist, newest first; the label marks the one
+        shown ("*") and the others open in this studio ("o": their work is kept)."""
+        here = {s.engine.model_file for s in self.sessions.values()}
+        out = []
+        for entry in self.engine.models.recent():
+            path = str(Path(str(entry.get("path", ""))).resolve())
+            if Path(path).is_file() and path not in (p for _, p in out):
+                mark = "* " if path == self.engine.model_file else ("o " if path in here else "  ")
+                out.append((f"{mark}{Path(path).name}", path))
+        return out[:most]
+
     def _recent_items(self) -> None:
         import dearpygui.dearpygui as dpg
 
-        here = {s.engine.model_file for s in self.sessions.values()}
-        for entry in self.engine.models.recent()[:10]:
-            path = entry.get("path", "")
-            if Path(path).is_file():
-                mark = "* " if path == self.engine.model_file else ("  " if path not in here else "o ")
-                dpg.add_menu_item(label=f"{mark}{Path(path).name}", user_data=path, parent="menu_recent",
-                                  callback=lambda s, a, u: self.open_model(u))
+        recent = self.recent_models()
+        for label, path in recent:
+            dpg.add_menu_item(label=label, user_data=path, parent="menu_recent",
+                              callback=lambda s, a, u: self.open_model(u))
+        if not recent:
+            dpg.add_text("(none yet)", parent="menu_recent")
 
     def _file_dialogs(self) -> None:
         import dearpygui.dearpygui as dpg

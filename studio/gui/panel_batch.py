@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine import jobs
 from ..engine.animate import collect_frames, write_animation
-from ..engine.edits import EditError
+from ..engine.edits import EditError, EditStack
 from ..engine.files import free_path
 from ..engine.jobspecs import JOB_SPECS, PARAM_HELP, JobArgs, job_spec
 from ..engine.recipe import RecipeError, read_image
@@ -37,7 +37,7 @@ class BatchPanel:
         self.recording: list = []
         self.features: queue.Queue = queue.Queue(HISTORY_QUEUE)  # (name, maps) from the job to the history
         self.sweep = TileGrid("sweep_grid", SWEEP_COLUMNS, SWEEP_ROWS, SWEEP_CELL, on_click=self._take_channel)
-        self.sweep_items: list[tuple[str, str]] = []  # (file name, label "89+") of the shown sweep folder
+        self.sweep_items: list[tuple[str, str, dict]] = []  # (file name, label "89+", stack) of the shown sweep
         self.sweep_folder: Path | None = None
         self.sweep_page = 0
 
@@ -241,11 +241,12 @@ class BatchPanel:
         """Show an axis sweep's tiles, labelled with channel and sign, from its folder's plan."""
         try:
             lines = (folder / jobs.PLAN_FILE).read_text().splitlines()
-            items = [(str(d["name"]), str(d.get("label", ""))[:jobs.MAX_LABEL]) for d in map(json.loads, lines)]
+            items = [(str(d["name"]), str(d.get("label", ""))[:jobs.MAX_LABEL], d["stack"])
+                     for d in map(json.loads, lines)]
         except (OSError, ValueError, KeyError, TypeError) as e:
             self.state.say(f"{folder} is not a batch folder: {e}", error=True)
             return
-        self.sweep_items = [(name, label) for name, label in items if _sweep_channel(label) is not None]
+        self.sweep_items = [item for item in items if _sweep_channel(item[1]) is not None]
         if not self.sweep_items:
             self.state.say(f"{folder} holds no axis sweep (tiles labelled like 89+)", error=True)
             return
@@ -264,7 +265,7 @@ class BatchPanel:
         k = self.sweep.per_page
         page = self.sweep_items[self.sweep_page * k:(self.sweep_page + 1) * k]
         tiles = []
-        for name, label in page:
+        for name, label, _ in page:
             try:
                 image = read_image(self.sweep_folder / name).astype(np.float32) / 255
             except RecipeError:
@@ -275,12 +276,15 @@ class BatchPanel:
         dpg.set_value("sw_page", f"page {self.sweep_page + 1}/{pages}, {len(self.sweep_items)} tiles")
 
     def _take_channel(self, index: int) -> None:
-        name, label = self.sweep_items[self.sweep_page * self.sweep.per_page + index]
+        """The clicked tile's channel, with its sign, goes into the sweep's tab (its selection and slider): the
+        tab of that name at that layer if the studio has one, else a new tab made from the sweep's."""
+        _, label, stack_json = self.sweep_items[self.sweep_page * self.sweep.per_page + index]
         channel, sign = _sweep_channel(label)
         try:
-            self.state.set_channel(channel, sign)
-        except EditError as e:
-            self.state.say(str(e), error=True)
+            probe = EditStack.from_json(stack_json).tabs[-1]  # the sweep puts its one-hot tab last
+            self.state.take_sweep_tab(probe, channel, sign)
+        except (EditError, KeyError, IndexError, TypeError, ValueError) as e:
+            self.state.say(f"this sweep's tile cannot be used: {e}", error=True)
             return
         self.state.say(f"channel {channel} ({'+' if sign > 0 else '-'}) set in tab {self.state.tab.name!r}")
 

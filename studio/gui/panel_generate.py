@@ -53,6 +53,15 @@ class GeneratePanel:
             dpg.add_input_text(tag="save_path", width=300, default_value=str(self.app.output_dir / "image.png"))
             dpg.add_button(label="Save PNG", tag="btn_save_png",
                            callback=lambda: self.app.save_png(dpg.get_value("save_path")))
+        dpg.add_separator()
+        with dpg.group(horizontal=True):
+            dpg.add_text("Model")
+            tooltip(dpg.add_button(label="Open...", callback=lambda: dpg.show_item("dlg_model")),
+                    "a generator file: .pkl (NVlabs, TensorFlow-era), .pt / .pth (rosinality), .safetensors")
+        for k, (label, path) in enumerate(self.app.recent_models(5)):
+            tooltip(dpg.add_button(label=label, tag=f"model_btn_{k}", user_data=path,
+                                   callback=lambda s, a, u: self.app.open_model(u)),
+                    f"{path}\n* shown, o open in this studio (its tabs and history kept)")
 
     def _build_move(self) -> None:
         """StyleGAN3's input transform (gen_images.py --translate / --rotate); a middle or Shift drag on the

@@ -30,7 +30,7 @@ class SpatialPanel:
         dpg.add_listbox([], tag="tab_list", num_items=4, width=-1, callback=self._select)
         with dpg.group(horizontal=True):
             dpg.add_checkbox(label="active", tag="tab_active", callback=self._active)
-            dpg.add_button(label="Rename", callback=self._rename)
+            dpg.add_button(label="Rename", tag="btn_rename", callback=self._rename)
             dpg.add_button(label="Delete", tag="btn_delete_tab", callback=self.app.delete_tab)
             dpg.add_button(label="Save (Ctrl+S)", callback=lambda: self.app.save_tab())
         with dpg.group(horizontal=True):

@@ -21,9 +21,11 @@ def write_probe(app, path: str, frame: int) -> None:
     for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
                  "move_rotate", "btn_move_reset", "class_index", "save_path",
                  "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
-                 "btn_save_png", "btn_rank", "btn_delete_tab", "sweep_grid", "fm_grid", "tab_sigma"):
-        if dpg.does_item_exist(item) and dpg.is_item_visible(item):
-            rects[item] = [*dpg.get_item_rect_min(item), *dpg.get_item_rect_max(item)]
+                 "btn_save_png", "btn_rank", "btn_delete_tab", "sweep_grid", "fm_grid", "tab_sigma", "fm_list",
+                 "model_btn_0", "model_btn_1", "model_btn_2", "btn_rename", "tab_name", "sw_folder"):
+        state = dpg.get_item_state(item) if dpg.does_item_exist(item) else {}
+        if state.get("visible") and "rect_min" in state:  # (not every kind of item reports both)
+            rects[item] = [*state["rect_min"], *state["rect_max"]]
     image = app.canvas.image
     doc = {
         "frame": frame, "version": app.state.version, "shown": app._shown, "message": app.state.message,
@@ -42,13 +44,20 @@ def write_probe(app, path: str, frame: int) -> None:
         "model": app.engine.model.name, "sessions": [s.engine.model.name for s in app.sessions.values()],
         "tabs": [t.name for t in app.state.stack.tabs], "undo": len(app.state.undo_stack),
         "history": None if app.history() is None else len(app.history()),
-        "sweep_labels": list(app.batch.sweep.labels), "fmap_labels": list(app.fmaps.tiles.labels),
+        "sweep_labels": list(app.batch.sweep.labels),
+        "model_buttons": {f"model_btn_{k}": dpg.get_item_label(f"model_btn_{k}") for k in range(3)
+                          if dpg.does_item_exist(f"model_btn_{k}")}, "fmap_labels": list(app.fmaps.tiles.labels),
         "weights": None if tab is None else {int(c): float(tab.weights[tab.layers[0]][c])
                                              for c in np.flatnonzero(tab.weights[tab.layers[0]])[:32]},
     }
     if image is not None and getattr(app, "_probed_image", None) is not image:
         app._probed_image = image
         write_png(f"{path}.png", image, None)
+    request = Path(f"{path}.shot")  # a test asks for a screenshot: the path to write is in the file
+    if request.exists():
+        target = request.read_text().strip()
+        request.unlink()
+        dpg.output_frame_buffer(file=target)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f)

@@ -186,6 +186,22 @@ class StudioState:
         tab.weights[tab.layers[0]] = w
         self.relayout()
 
+    def take_sweep_tab(self, probe: SpatialTab, channel: int, sign: float) -> None:
+        """A sweep tile's channel and sign into the sweep's tab: the tab of that name at that layer (made active),
+        else a new tab with the sweep's selection and slider."""
+        layer = probe.layers[0]
+        if layer not in self.layers:
+            raise EditError(f"the sweep's layer {layer} is not a layer of this model")
+        for i, t in enumerate(self.stack.tabs):
+            if t.name == probe.name and t.layers[0] == layer:
+                self.active_tab = i
+                t.active = True  # the user picked a tile to see its edit
+                break
+        else:
+            tab = self.add_tab(probe.name, layer)
+            tab.selection, tab.value, tab.active = probe.selection.copy(), probe.value, True
+        self.set_channel(channel, sign)
+
     def set_weights(self, values: np.ndarray | None) -> None:
         """All weights of the active tab's first layer (None: zero)."""
         tab = self.tab
