@@ -115,6 +115,13 @@ def test_run_and_modify_edits_the_detected_region_in_two_passes(engine, tmp_path
     manual = engine.render(new_stack, use_cache=False).images
     assert np.array_equal(result.uint8(), engine.render(new_stack, use_cache=False).uint8())
     assert (manual - plain).abs().sum() > 0
+    # a switched-off tab edits nothing: its detector does not run, unless it is the tab the studio shows
+    tab.active = False
+    _, off_stack, _ = apply_detectors(engine.render, EditStack(seed=2, tabs=[tab]), m)
+    assert not off_stack.tabs[0].selection.any()
+    _, shown_stack, _ = apply_detectors(engine.render, EditStack(seed=2, tabs=[tab]), m, shown="auto")
+    assert shown_stack.tabs[0].selection[10:14, 4:12].min() == 1
+    tab.active = True
     # a broken detector leaves the tab as it was and is reported
     tab.detector = {"plugin": "missing", "mode": "run_and_modify"}
     result2, stack2, messages2 = apply_detectors(engine.render, EditStack(seed=2, tabs=[tab]), m)

@@ -351,11 +351,20 @@ def run_plugin(plugin: Plugin, features: dict[str, np.ndarray], image: np.ndarra
     return np.clip(resample_mask(mask, grid), -1, 1)
 
 
-def has_detectors(stack: EditStack) -> bool:
-    return any(t.detector and t.detector.get("mode", "off") != "off" for t in stack.tabs)
+def detecting(stack: EditStack, shown: str | None = None) -> list:
+    """The tabs whose detector runs: switched on and owning a detector that is not off.  A switched-off tab edits
+    nothing, so its detector would change no pixel; `shown` names one that detects anyway (the studio's selected
+    tab, whose mask the user watches before switching it on)."""
+    return [t for t in stack.tabs if t.detector and t.detector.get("mode", "off") != "off"
+            and (t.active or t.name == shown)]
 
 
-def apply_detectors(render, stack: EditStack, manager: PluginManager, budget_s: float = DEFAULT_BUDGET_S):
+def has_detectors(stack: EditStack, shown: str | None = None) -> bool:
+    return bool(detecting(stack, shown))
+
+
+def apply_detectors(render, stack: EditStack, manager: PluginManager, budget_s: float = DEFAULT_BUDGET_S,
+                    shown: str | None = None):
     """Render with every tab that owns a detector: returns (result, new stack, messages).
 
     `render(stack, capture=...)` is an Engine's or a Renderer's render (the cache makes the second pass cheap).
@@ -363,10 +372,11 @@ def apply_detectors(render, stack: EditStack, manager: PluginManager, budget_s: 
     mode "run": render, detect, update the tab's selection (shown from the next render on).
     mode "run_and_modify": render without those tabs' edits, detect, re-render with the edits on the detected
     selection: one image, two passes, the second resumed from the cache at the first edited layer.
-    Failures leave the tab as it was and are reported in the messages.
+    Failures leave the tab as it was and are reported in the messages.  Only switched-on tabs detect (and the
+    one named `shown`, see `detecting`).
     """
     stack = stack.copy()
-    owners = [t for t in stack.tabs if t.detector and t.detector.get("mode", "off") != "off"]
+    owners = detecting(stack, shown)
     messages: list[str] = []
     if not owners:
         return render(stack), stack, messages

@@ -105,6 +105,7 @@ class StudioApp:
         self.plugins = PluginManager(paths.plugin_dirs(engine.data.root))
         self.worker = RenderWorker(self._render_job)
         self.pacer = FramePacer()
+        self.wake = threading.Event()  # set by background work that finished: the loop shows it at once
 
     @property
     def engine(self) -> Engine:
@@ -137,10 +138,10 @@ class StudioApp:
 
     def _render_job(self, payload: tuple[EditStack, tuple[str, ...]]) -> dict:
         """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
-        engine, stack, capture = payload
+        engine, stack, capture, shown = payload
         messages: list[str] = []
-        if has_detectors(stack):
-            _, stack, messages = apply_detectors(engine.render, stack, self.plugins)
+        if has_detectors(stack, shown):
+            _, stack, messages = apply_detectors(engine.render, stack, self.plugins, shown=shown)
         result = engine.render(stack, capture=capture)  # served from the cache after the detector pass
         return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
@@ -197,7 +198,9 @@ class StudioApp:
                     self.engine.data.log_latent(r["ws"], r["stack"].seed, tag="generated")
         if self.state.version != self._submitted:
             self._submitted = self.state.version
-            self.worker.submit(self.state.version, (self.engine, self.state.stack.copy(), self._capture_layers()))
+            shown = self.state.tab.name if self.state.tab else None
+            self.worker.submit(self.state.version, (self.engine, self.state.stack.copy(), self._capture_layers(),
+                                                    shown))
 
     def _take_detected(self, r: dict) -> None:
         """Selections found by detectors come back with the result; show them on the state's tabs."""
@@ -683,7 +686,8 @@ class StudioApp:
             probe = os.environ.get("GANSTUDIO_PROBE")
             bench = ScrubBenchmark(self, os.environ["GANSTUDIO_BENCH"]) if os.environ.get("GANSTUDIO_BENCH") else None
             frame, shot_frame = 0, None
-            paced = bench is None and not screenshot  # automation runs at full speed
+            # automation runs at full speed, except the benchmark's job at rest (timed as a user would see it)
+            paced = bench is None and not screenshot
             while dpg.is_dearpygui_running():
                 t_frame = time.monotonic()
                 if bench is not None and bench.step():
@@ -709,9 +713,10 @@ class StudioApp:
                 self._take_opened()
                 frame += 1
                 self._frame = frame
-                if paced:
+                if paced or (bench is not None and bench.paced):
                     now = time.monotonic()
-                    time.sleep(self.pacer.pause(now, now - t_frame))
+                    self.wake.wait(self.pacer.pause(now, now - t_frame))  # a finished job ends the rest early
+                    self.wake.clear()
                 if probe and (frame % 3 == 0 or self.pacer.idle(time.monotonic())):  # at rest: every frame
                     write_probe(self, probe, frame)
                 if screenshot:

@@ -167,6 +167,8 @@ class BatchPanel:
                     self.folder = p.folder
             except Exception as e:  # reported in the status bar; the studio keeps running
                 self.error = f"batch job failed: {type(e).__name__}: {e}"
+            finally:
+                self.app.wake.set()
 
         self.thread = threading.Thread(target=work, name="batch-job", daemon=True)
         self.thread.start()
