@@ -585,7 +585,7 @@ class StudioApp:
         return out
 
     def quit(self) -> None:
-        """Quit, asking first when a tab has unsaved work."""
+        """Quit (File > Quit or the window's close button), asking first when a tab has unsaved work."""
         import dearpygui.dearpygui as dpg
 
         unsaved = self.unsaved_tabs()
@@ -680,7 +680,9 @@ class StudioApp:
         try:
             self.build()
             dpg.create_viewport(title=f"GAN Studio - {self.engine.model.name}", width=1180, height=700,
-                                x_pos=0, y_pos=0, decorated=os.environ.get("GANSTUDIO_UNDECORATED") is None)
+                                x_pos=0, y_pos=0, decorated=os.environ.get("GANSTUDIO_UNDECORATED") is None,
+                                disable_close=True)  # the window's close button asks about unsaved tabs too
+            dpg.set_exit_callback(self.quit)
             dpg.setup_dearpygui()
             dpg.show_viewport()
             probe = os.environ.get("GANSTUDIO_PROBE")
