@@ -2,6 +2,7 @@
 against rendering the same images one by one from scratch, measured in the same run.
 
     python bench/jobs.py [--model M]
+    python bench/jobs.py --ray [--model M]   # in-process vs a local Ray cluster of 1 and 2 workers
 """
 
 from __future__ import annotations
@@ -44,16 +45,51 @@ def dense_batches():
         Renderer.__init__ = original
 
 
-def run_job(engine: Engine, job: jobs.Job, out: Path) -> float:
+def run_job(engine: Engine, job: jobs.Job, out: Path, backend=None) -> float:
     folder = None
-    for p in job.run(engine, out):
+    for p in job.run(engine, out, backend=backend):
         folder = p.folder
     return json.loads((folder / "manifest.json").read_text())["images_per_second"]
+
+
+def ray_bench(eng: Engine, out: Path) -> None:
+    """images/s in-process and on a local Ray cluster with 1 and 2 workers (same job, same files), the cluster's
+    start-up, and the per-image overhead (seconds per image on Ray with 1 worker minus in-process)."""
+    from studio.engine import distributed
+
+    job = jobs.new_latents(EditStack(seed=0, psi=0.7), 256, seed=0)  # 8 chunks of 32: per-sample w, no sharing
+    seconds, _ = distributed.connect(distributed.LOCAL, 2)
+    print(f"local Ray cluster of 2 CPUs started in {seconds:.1f} s")
+    configs = {"in-process": (0, None), "ray, 1 worker": (1, None), "ray, 2 workers": (2, None),
+               "ray, 2 workers x 1 thread": (2, 1)}  # the driver's thread count each (same files), or one
+    rates: dict[str, list[float]] = {name: [] for name in configs}
+    starts = []
+    try:
+        for _ in range(ROUNDS):
+            t0 = time.perf_counter()
+            run_job(eng, jobs.new_latents(EditStack(seed=0, psi=0.7), 1, seed=0), out, distributed.ray_backend(eng, 1))
+            starts.append(time.perf_counter() - t0)  # an actor's start and model load, and one image
+            for name, (workers, threads) in configs.items():
+                backend = distributed.ray_backend(eng, workers, threads=threads) if workers else None
+                t0 = time.perf_counter()
+                run_job(eng, job, out, backend)  # (actor start and model load included)
+                rates[name].append(len(job.items) / (time.perf_counter() - t0))
+    finally:
+        distributed.shutdown()
+    base = float(np.median(rates["in-process"]))
+    print(f"new latents, {len(job.items)} images (PNG writing included), medians of {ROUNDS} rounds:")
+    for name, r in rates.items():
+        m = float(np.median(r))
+        print(f"  {name:<26} {m:7.1f} images/s  ({m / base:.2f}x in-process)")
+    one = float(np.median(rates["ray, 1 worker"]))
+    print(f"  per-image overhead on Ray (1 worker vs in-process): {1000 * (1 / one - 1 / base):.1f} ms, of which an "
+          f"actor's start and model load (a 1-image job) {float(np.median(starts)):.2f} s per job")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="default: the bundled model")
+    ap.add_argument("--ray", action="store_true", help="in-process against a local Ray cluster")
     args = ap.parse_args()
     model = args.model or paths.bundled_model()
     if model is None:
@@ -62,6 +98,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         eng = Engine.open(model, out / "data")
+        if args.ray:
+            ray_bench(eng, out)
+            return 0
         layer = eng.renderer.default_layer(16)
         st = eng.renderer.layers[layer]
         sel = np.zeros((16, 16), np.float32)

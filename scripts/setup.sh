@@ -10,4 +10,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 fi
-.venv/bin/pip install -q -e ".[test]"
+# Ray for the scale-out tests, pinned like torch (the package's own extra, ganstudio[ray], stays open)
+.venv/bin/pip install -q -e ".[test]" "ray==${RAY_VERSION:-2.60.0}"

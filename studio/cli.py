@@ -199,10 +199,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print("nothing to render", file=sys.stderr)
         return 1
     cancel = threading.Event()
+    plugins = plugins_for(args)
+    backend, started = None, False
+    if args.ray:
+        from .engine import distributed
+
+        seconds, started = distributed.connect(args.ray, args.ray_workers)
+        backend = distributed.ray_backend(eng, args.ray_workers, plugins, threads=args.ray_threads)
+        if not args.quiet:
+            print(f"ray: {'started a local cluster' if started else 'joined ' + args.ray} in {seconds:.1f} s",
+                  file=sys.stderr)
     bar = progress(None, len(job.items), job.kind, args.quiet)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        for p in job.run(eng, args.out, cancel, plugins=plugins_for(args), folder=folder):
+        for p in job.run(eng, args.out, cancel, plugins=plugins, folder=folder, backend=backend):
             bar.update(p.done - bar.n)
             folder = p.folder
     except KeyboardInterrupt:
@@ -211,6 +221,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         bar.close()
+        if started:
+            distributed.shutdown()
     manifest = json.loads((folder / "manifest.json").read_text()) if folder else {}
     failed = manifest.get("failed") or {}
     for name, why in failed.items():
@@ -319,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--method", choices=("lerp", "slerp"), default=defaults.method, help=PARAM_HELP["method"])
     b.add_argument("--rng-seed", type=int, help=PARAM_HELP["rng_seed"])
     b.add_argument("--out", default="out/batch", help="each run writes a new folder in here")
+    b.add_argument("--ray", metavar="ADDRESS", help="render on a Ray cluster: 'local' starts one on this machine, an "
+                   "address (host:6379, or 'auto') joins a running one; the files are the same as in-process")
+    b.add_argument("--ray-workers", type=int, metavar="N",
+                   help="actors (default: one per GPU of the cluster, else one per CPU)")
+    b.add_argument("--ray-threads", type=int, metavar="N", help="torch threads per CPU actor (default: this "
+                   "process's, which gives bit-identical files; fewer threads round differently by an 8-bit step)")
     b.set_defaults(func=cmd_batch)
 
     a = sub.add_parser("animate", help="frames (PNGs or folders) -> GIF or MP4")

@@ -73,7 +73,8 @@ class Job:
 
     def run(self, engine: Engine, out_root: str | Path, cancel: threading.Event | None = None,
             plugins: PluginManager | None = None, folder: Path | None = None, capture: str | None = None,
-            on_features: Callable[[str, np.ndarray], None] | None = None) -> Iterator[Progress]:
+            on_features: Callable[[str, np.ndarray], None] | None = None,
+            backend: Backend | None = None) -> Iterator[Progress]:
         """Render the items into a new folder (or, resuming, into `folder`, skipping the files already there).
 
         The manifest is rewritten atomically after every chunk, so it always lists the files on disk; it ends
@@ -81,10 +82,13 @@ class Job:
         cannot be rendered is recorded under its file name in "failed" and the others go on.  Tabs that own a
         detector are detected per image when `plugins` is given (their recipes then hold the detected selection,
         so every PNG re-creates itself without the plugin).  With `capture` (a layer), `on_features(name, maps)`
-        receives each written image's feature maps there ([C, H, W]; the studio records them into its history)."""
+        receives each written image's feature maps there ([C, H, W]; the studio records them into its history).
+        `backend` renders the chunks elsewhere (`distributed.ray_backend`: a Ray cluster); the files, the manifest
+        and the progress are made here the same way, whoever rendered."""
         resuming = folder is not None
         folder = folder if resuming else _new_folder(Path(out_root), self.kind)
-        renderer = Renderer(engine.renderer.G)  # its own cache: the studio's renderer keeps working meanwhile
+        if backend is None:
+            backend = local_backend(engine, plugins, capture)
         if resuming:
             manifest = json.loads((folder / MANIFEST).read_text())
             done = set(manifest["files"])
@@ -104,28 +108,30 @@ class Job:
         thumbs: dict[str, np.ndarray] = {}
         t0 = time.perf_counter()
         written = 0
+        chunks = backend(todo, self.contact_sheet)
         try:
-            for start in range(0, len(todo), CHUNK):
+            while True:
                 if cancel is not None and cancel.is_set():
-                    manifest["status"] = "cancelled"
+                    manifest["status"] = "cancelled" if len(manifest["files"]) < len(self.items) else "complete"
                     break
-                chunk = todo[start:start + CHUNK]
-                rendered = _render_items(renderer, chunk, plugins, manifest, (capture,) if capture else ())
-                for item, image, ws, window, maps in rendered:
-                    recipe = engine.recipe(item.stack, ws, window)
-                    path = folder / item.name
-                    _write_png_file(path, png_bytes(image, recipe))
-                    manifest["files"].append(item.name)
-                    manifest["failed"].pop(item.name, None)
+                try:
+                    chunk, out = next(chunks)
+                except StopIteration:
+                    manifest["status"] = "complete"
+                    break
+                for w in out.written:
+                    _write_png_file(folder / w.name, w.png)
+                    manifest["files"].append(w.name)
+                    manifest["failed"].pop(w.name, None)
                     written += 1
-                    if self.contact_sheet:
-                        thumbs[item.name] = image
-                    if on_features is not None and maps is not None:
-                        on_features(item.name, maps)
+                    if self.contact_sheet and w.image is not None:
+                        thumbs[w.name] = w.image
+                    if on_features is not None and w.maps is not None:
+                        on_features(w.name, w.maps)
+                manifest["failed"].update(out.failed)
+                manifest["problems"].extend(out.problems)
                 write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
                 yield Progress(len(manifest["files"]), len(self.items), folder, folder / chunk[-1].name)
-            else:
-                manifest["status"] = "complete"
         except DiskFullError as e:
             manifest["status"] = "failed"
             manifest["error"] = str(e)
@@ -139,6 +145,9 @@ class Job:
             _remove_temp_files(folder)  # a write cut short between its temp file and its rename
             raise
         finally:
+            chunks.close()  # a backend still rendering stops (its workers are told to)
+            order = {it.name: i for i, it in enumerate(self.items)}  # the plan's order, whoever finished first
+            manifest["files"].sort(key=lambda name: order.get(name, len(order)))
             seconds = time.perf_counter() - t0
             manifest.update(finished=_now(), seconds=round(seconds, 3),
                             images_per_second=round(written / max(seconds, 1e-9), 2))
@@ -153,6 +162,50 @@ class Job:
                 write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
             except OSError as e:  # a full disk may refuse even the manifest; say so, keep the first error
                 print(f"warning: could not update {folder / MANIFEST}: {e}", file=sys.stderr)
+
+
+@dataclass
+class Written:
+    """One rendered image of a chunk, encoded as the PNG file it becomes (recipe included)."""
+
+    name: str
+    png: bytes
+    image: np.ndarray | None = None  # the pixels, when a contact sheet wants them
+    maps: np.ndarray | None = None  # the captured layer's maps [C, H, W], when asked
+
+
+@dataclass
+class ChunkOutput:
+    written: list[Written]
+    failed: dict[str, str] = field(default_factory=dict)  # file name -> why it could not be rendered
+    problems: list[str] = field(default_factory=list)
+
+
+# (items to render, keep the images?) -> (chunk, its output) as chunks finish, in any order; closing it stops it
+Backend = Callable[[list[Item], bool], Iterator[tuple[list[Item], ChunkOutput]]]
+
+
+def render_chunk(engine: Engine, renderer: Renderer, chunk: list[Item], plugins: PluginManager | None = None,
+                 capture: str | None = None, keep_images: bool = False) -> ChunkOutput:
+    """Render one chunk and encode each image with its recipe: the same bytes in this process or in a worker."""
+    log: dict = {"failed": {}, "problems": []}
+    out = []
+    for item, image, ws, window, maps in _render_items(renderer, chunk, plugins, log, (capture,) if capture else ()):
+        png = png_bytes(image, engine.recipe(item.stack, ws, window))
+        out.append(Written(item.name, png, image if keep_images else None, maps))
+    return ChunkOutput(out, log["failed"], log["problems"])
+
+
+def local_backend(engine: Engine, plugins: PluginManager | None = None, capture: str | None = None) -> Backend:
+    """Chunks rendered here, in plan order, with a renderer of their own (its own cache: the studio's renderer
+    keeps working meanwhile)."""
+    def chunks(todo: list[Item], keep_images: bool) -> Iterator[tuple[list[Item], ChunkOutput]]:
+        renderer = Renderer(engine.renderer.G)
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            yield chunk, render_chunk(engine, renderer, chunk, plugins, capture, keep_images)
+
+    return chunks
 
 
 def _write_png_file(path: Path, data: bytes) -> None:

@@ -40,6 +40,7 @@ class BatchPanel:
         self.sweep_items: list[tuple[str, str, dict]] = []  # (file name, label "89+", stack) of the shown sweep
         self.sweep_folder: Path | None = None
         self.sweep_page = 0
+        self.ray_started = False  # a local Ray cluster this studio started (stopped when the studio ends)
 
     def build(self) -> None:
         d = JobArgs()
@@ -71,6 +72,9 @@ class BatchPanel:
                             "set the active tab's slider to the suggested sweep strength")
         dpg.add_input_text(label="output", tag="bj_out", width=380, default_value=str(self.app.output_dir / "batch"))
         tooltip("bj_out", "each run writes a new folder in here (PNGs with recipes, manifest.json)")
+        dpg.add_input_text(label="Ray", tag="bj_ray", width=200, hint="this process")
+        tooltip("bj_ray", "render on a Ray cluster (pip install 'ganstudio[ray]'): 'local' starts one on this "
+                          "machine (kept for the next jobs), host:port joins a running one; the files are the same")
         with dpg.group(horizontal=True):
             dpg.add_button(label="Start", tag="bj_start_btn", callback=self.start)
             dpg.add_button(label="Cancel", callback=lambda: self.cancel.set())
@@ -157,11 +161,20 @@ class BatchPanel:
         out = dpg.get_value("bj_out")
         tab = self.state.tab
         capture = tab.layers[0] if self.state.record_history and tab is not None else None
+        address = dpg.get_value("bj_ray").strip()
+        engine, plugins = self.app.engine, self.app.plugins
 
         def work() -> None:
             lower_thread_priority()  # the event loop and the render worker come first
             try:
-                for p in job.run(self.app.engine, out, self.cancel, plugins=self.app.plugins, capture=capture,
+                backend = None
+                if address:
+                    from ..engine import distributed
+
+                    seconds, started = distributed.connect(address)
+                    self.ray_started = self.ray_started or started
+                    backend = distributed.ray_backend(engine, None, plugins, capture)
+                for p in job.run(engine, out, self.cancel, plugins=plugins, capture=capture, backend=backend,
                                  on_features=lambda name, maps: self.features.put((name, maps))):
                     self.progress = p
                     self.folder = p.folder
@@ -173,7 +186,8 @@ class BatchPanel:
         self.thread = threading.Thread(target=work, name="batch-job", daemon=True)
         self.thread.start()
         self.state.say(f"{job.kind}: {len(job.items)} images" +
-                       (f", recording {capture} into the history" if capture else ""))
+                       (f", recording {capture} into the history" if capture else "") +
+                       (f", on Ray ({address})" if address else ""))
 
     def frame(self) -> None:
         """Called every frame: progress bar, recorded feature maps, end of job."""
@@ -208,6 +222,10 @@ class BatchPanel:
             except queue.Empty:
                 pass
         self.thread = None
+        if self.ray_started:
+            from ..engine import distributed
+
+            distributed.shutdown()
 
     def record(self, image) -> None:
         if dpg.get_value("an_record"):

@@ -21,7 +21,8 @@ def write_probe(app, path: str, frame: int) -> None:
     for item in ("canvas", "tab_value", "tab_weights", "import_path", "btn_import", "btn_add_tab", "btn_generate",
                  "move_rotate", "btn_move_reset", "class_index", "save_path",
                  "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
-                 "btn_save_png", "btn_rank", "btn_delete_tab", "sweep_grid", "fm_grid", "tab_sigma", "fm_list",
+                 "btn_save_png", "btn_rank", "btn_delete_tab", "bj_ray", "sweep_grid", "fm_grid", "tab_sigma",
+                 "fm_list",
                  "model_btn_0", "model_btn_1", "model_btn_2", "btn_rename", "tab_name", "sw_folder"):
         state = dpg.get_item_state(item) if dpg.does_item_exist(item) else {}
         if state.get("visible") and "rect_min" in state:  # (not every kind of item reports both)
