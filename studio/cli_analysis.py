@@ -46,8 +46,18 @@ def cmd_rank(args: argparse.Namespace) -> int:
     eng = open_engine(args)
     stacks = _seeds_stacks(args)
     sel = _selection(eng, args, args.layer)
-    r = eng.renderer.render_many(stacks, capture=(args.layer,), until=args.layer)
-    scores = rank_channels(r.features[args.layer].cpu().numpy(), sel, args.method)
+    if args.ray:
+        from .engine import distributed
+
+        _, started = distributed.connect(args.ray, args.ray_workers)
+        try:
+            scores = distributed.rank_on_ray(eng, stacks, args.layer, sel, args.method, args.ray_workers)
+        finally:
+            if started:
+                distributed.shutdown()
+    else:
+        r = eng.renderer.render_many(stacks, capture=(args.layer,), until=args.layer)
+        scores = rank_channels(r.features[args.layer].cpu().numpy(), sel, args.method)
     print(f"{args.layer}: channels ranked by {args.method} similarity to the selection over {len(stacks)} images")
     for c in top_channels(scores, args.top):
         print(f"{c:5d}  {scores[c]:+.4f}")
@@ -147,6 +157,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     r.add_argument("--box", help="or a box at the layer's grid: rows y0:y1,cols x0:x1")
     r.add_argument("--method", choices=("dot", "cosine", "iou", "magnitude"), default="cosine")
     r.add_argument("--top", type=int, default=20)
+    r.add_argument("--ray", metavar="ADDRESS", help="over many seeds on a Ray cluster: 'local' or host:port")
+    r.add_argument("--ray-workers", type=int, metavar="N", help="actors (default: one per GPU, else per CPU)")
     r.set_defaults(func=cmd_rank)
 
     d = sub.add_parser("detect", parents=[common, seeds], help="run a detector plugin, write image + mask overlays")

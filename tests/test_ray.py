@@ -137,3 +137,16 @@ def test_the_studio_sends_a_batch_job_to_ray_and_shows_its_progress(ref_paths, t
         assert "done: 6 of 6" in p["message"]
     manifest = json.loads((next((tmp_path / "out").iterdir()) / "manifest.json").read_text())
     assert manifest["status"] == "complete" and len(manifest["files"]) == 6
+
+
+def test_rank_over_many_seeds_on_ray_matches_in_process(cluster, engine):
+    from studio.engine.analysis import rank_channels
+    from studio.engine.distributed import rank_on_ray
+
+    stacks = [EditStack(seed=s, psi=0.7, noise_seed=s) for s in range(12)]
+    sel = np.zeros((16, 16), np.float32)
+    sel[9:12, 5:11] = 1
+    r = engine.renderer.render_many(stacks, capture=("b16.conv0",), until="b16.conv0")
+    here = rank_channels(r.features["b16.conv0"].cpu().numpy(), sel, "cosine")
+    there = rank_on_ray(engine, stacks, "b16.conv0", sel, "cosine", workers=2, shard=5)  # 3 shards on 2 actors
+    np.testing.assert_allclose(there, here, rtol=1e-9, atol=1e-12)

@@ -123,6 +123,13 @@ class RenderWorker:
 
         return {"host": socket.gethostname(), "pid": os.getpid(), "device": self.engine.device}
 
+    def rank(self, stacks: list[dict], layer: str, selection, method: str):
+        """Per-image rank scores of these images, summed (the driver divides by the count): `ganstudio rank`."""
+        from .analysis import rank_channels
+
+        r = self.renderer.render_many([EditStack.from_json(d) for d in stacks], capture=(layer,), until=layer)
+        return rank_channels(r.features[layer].cpu().numpy(), selection, method) * len(stacks), len(stacks)
+
     def render(self, chunk: list[dict], keep_images: bool) -> ChunkOutput:
         from .jobs import render_chunk
 
@@ -146,14 +153,11 @@ def ray_backend(engine, workers: int | None = None, plugins=None, capture: str |
     def chunks(todo: list[Item], keep_images: bool) -> Iterator[tuple[list[Item], ChunkOutput]]:
         if not todo:
             return
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        n = workers or max(1, gpus or int(resources.get("CPU", 1)))
-        options = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        actor_class, gpus = _actor_class(ray)
+        n = workers or max(1, gpus or int(ray.cluster_resources().get("CPU", 1)))
         model_ref = ray.put(Path(engine.model.path).read_bytes())
         sources = {} if plugins is None else {p.name: p.path.read_text() for p in plugins.plugins.values()
                                               if not p.error and p.path.is_file()}
-        actor_class = ray.remote(**options)(RenderWorker)
         n = min(n, -(-len(todo) // chunk_size))  # no actor without a chunk
         actors = [actor_class.remote(model_ref, Path(engine.model.path).name, engine.model.sha256,
                                      engine.model_file, sources, capture, threads) for _ in range(n)]
@@ -187,3 +191,36 @@ def ray_backend(engine, workers: int | None = None, plugins=None, capture: str |
                 ray.kill(actor)
 
     return chunks
+
+
+def _actor_class(ray):
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    return ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(RenderWorker), gpus
+
+
+def rank_on_ray(engine, stacks: list[EditStack], layer: str, selection, method: str, workers: int | None = None,
+                threads: int | None = None, shard: int = CHUNK):
+    """`ganstudio rank` over many seeds on the cluster: shards of `shard` images, per-image scores summed on the
+    actors and averaged here (the in-process mean, up to float64 rounding of the sum's order)."""
+    import numpy as np
+    import torch
+    from ray.util import ActorPool
+
+    ray = _ray()
+    actor_class, gpus = _actor_class(ray)
+    n = workers or max(1, gpus or int(ray.cluster_resources().get("CPU", 1)))
+    n = min(n, -(-len(stacks) // shard))
+    model_ref = ray.put(Path(engine.model.path).read_bytes())
+    actors = [actor_class.remote(model_ref, Path(engine.model.path).name, engine.model.sha256, engine.model_file,
+                                 {}, None, threads or torch.get_num_threads()) for _ in range(n)]
+    try:
+        pool = ActorPool(actors)
+        shards = [[s.to_json() for s in stacks[i:i + shard]] for i in range(0, len(stacks), shard)]
+        total, count = None, 0
+        for scores, k in pool.map_unordered(lambda a, v: a.rank.remote(v, layer, selection, method), shards):
+            total = scores if total is None else total + scores
+            count += k
+        return np.asarray(total) / max(count, 1)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
