@@ -339,3 +339,33 @@ def test_rename_keeps_the_tab_s_undo_and_refuses_a_taken_name(model, tmp_path):
         app.xdo("keyup", "ctrl")
         p = app.wait(lambda p: p["tab"]["selection_sum"] == 0, 20, "stroke undone after the rename")
         assert p["tab"]["name"] == "renamed"
+
+
+def test_a_1024_px_model_is_fitted_zoomed_and_painted_where_shown(tmp_path):
+    import torch
+
+    from studio.engine.loaders import save_model
+    from studio.engine.network import Generator, GeneratorConfig
+
+    torch.manual_seed(0)  # random weights, the big model: channel_base 32768, channel_max 512
+    G = Generator(GeneratorConfig(resolution=1024, channel_base=32768, channel_max=512, conv_clamp=256.0)).eval()
+    path = save_model(G, tmp_path / "big1024.safetensors")
+    with Studio(tmp_path, path, tmp_path / "data") as app:
+        p = app.settled(180)
+        x0, y0, x1, y1 = p["rects"]["canvas"]
+        assert p["texture"] == 1024 and p["canvas_size"] == 512 and x1 - x0 == 512  # fitted: downscaled 2x
+        assert np.asarray(app.image()).std() > 1  # the picture is there
+        app.click(*app.centre("tab_spatial"))
+        app.click(*app.centre("btn_add_tab"))
+        app.wait(lambda p: p["grid"] == 16, 20, "a 16x16 tab")
+        app.xdo("mousemove", str(x0 + 128), str(y0 + 128))
+        for _ in range(4):
+            app.xdo("click", "4")  # wheel up: zoom about the cursor
+        p = app.wait(lambda p: p["view"][2] < 0.5, 20, "zoomed in")
+        u0, v0, span = p["view"]
+        r, c = 5, 6  # click the centre of cell (5, 6) where the zoomed view shows it
+        x = x0 + ((c + 0.5) / 16 - u0) / span * 512
+        y = y0 + ((r + 0.5) / 16 - v0) / span * 512
+        app.click(int(x), int(y))
+        p = app.wait(lambda p: p["tab"]["selection_sum"] == 1, 20, "one cell painted")
+        assert p["tab"]["cells"] == [[r, c]]

@@ -197,3 +197,18 @@ def test_a_sweep_tile_goes_into_the_sweep_s_tab_or_a_new_one(state):
     assert np.count_nonzero(state.tab.weights["b16.conv0"]) == 2
     with pytest.raises(EditError, match="not a layer"):
         state.take_sweep_tab(SpatialTab("x", ["b4.conv1"], sel, {"b4.conv1": np.zeros(8, np.float32)}), 0, 1.0)
+
+
+def test_the_canvas_view_zooms_about_the_cursor_and_stays_inside_the_image():
+    from studio.gui.canvas import MIN_SPAN, View
+
+    v = View().zoomed(2.0, 128, 384, 512)  # the image point under (128, 384) stays under it
+    assert v.span == 0.5 and v.to_image(128, 384, 512) == pytest.approx((0.25, 0.75))
+    assert v.to_canvas(*v.to_image(300, 20, 512), 512) == pytest.approx((300, 20))
+    assert View().zoomed(0.5, 10, 10, 512) == View()  # never smaller than the whole image
+    deep = View()
+    for _ in range(50):
+        deep = deep.zoomed(1.25, 511, 511, 512)
+    assert deep.span == pytest.approx(MIN_SPAN) and deep.u0 + deep.span <= 1.0 + 1e-12
+    moved = v.panned(-10_000, 0, 512)  # dragged far: the view stops at the image's edge
+    assert moved.u0 == pytest.approx(0.5) and moved.v0 == v.v0

@@ -416,6 +416,10 @@ class StudioApp:
         if self.state.version != self._shown or not self.worker.idle:
             self.pacer.active(now)
 
+    def _wheel(self, notches: float) -> None:
+        self.pacer.active(time.monotonic())
+        self.canvas.wheel(notches)
+
     def _typing(self) -> bool:
         """Whether keys go to text: a text or number field is being edited, or a file dialog is open (its name
         field is not one of our items).  Shortcuts act only when not."""
@@ -506,7 +510,7 @@ class StudioApp:
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=lambda s, key: self._key(key))
             dpg.add_key_down_handler(callback=lambda s, a: self.pacer.active(time.monotonic()))
-            dpg.add_mouse_wheel_handler(callback=lambda s, a: self.pacer.active(time.monotonic()))
+            dpg.add_mouse_wheel_handler(callback=lambda s, a: self._wheel(a))
         dpg.set_primary_window("main", True)
         self._built = [item for item in dpg.get_all_items() if item not in existing]
         self._layout_shown = self.state.layout

@@ -1,7 +1,12 @@
-"""The canvas: the current image as a raw float texture (integer zoom, nearest), the active tab's selection grid,
-painting with the mouse, and the feature-map overlay.  A small second view shows the previous image."""
+"""The canvas: the current image as a raw float texture (small models enlarged by an integer zoom, nearest; big
+ones shown fitted, downscaled), the active tab's selection grid, painting with the mouse, the feature-map overlay,
+and a view that zooms (mouse wheel, about the cursor) and pans (middle drag while zoomed in).  A small second view
+shows the previous image.  Every position goes through `View`, so the grid of any layer is drawn and painted where
+the image shows it at any zoom."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import dearpygui.dearpygui as dpg
 import numpy as np
@@ -9,6 +14,9 @@ import numpy as np
 from .state import StudioState
 
 VIEW = 512  # the canvas is at most this many pixels on a side
+MIN_SPAN = 1 / 32  # the deepest zoom shows 1/32 of the image's side
+WHEEL_ZOOM = 1.25  # per wheel notch
+MIN_LINE_PX = 3  # grid lines closer than this on screen are thinned out (a 1024 grid fitted into 512 px)
 THUMB = 128
 POSITIVE, NEGATIVE, POSITIVE_CB = (60, 220, 60), (230, 50, 50), (60, 120, 255)
 
@@ -30,6 +38,35 @@ def overlay_colours(fmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rgb.astype(np.float32), (np.abs(v) * 0.75).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class View:
+    """The square part of the image the canvas shows: its top-left corner (u0, v0) and side, in image fractions."""
+
+    u0: float = 0.0
+    v0: float = 0.0
+    span: float = 1.0
+
+    def to_canvas(self, u: float, v: float, size: float) -> tuple[float, float]:
+        return (u - self.u0) / self.span * size, (v - self.v0) / self.span * size
+
+    def to_image(self, x: float, y: float, size: float) -> tuple[float, float]:
+        return self.u0 + x / size * self.span, self.v0 + y / size * self.span
+
+    def _clamped(self, u0: float, v0: float, span: float) -> View:
+        span = min(max(span, MIN_SPAN), 1.0)
+        return View(min(max(u0, 0.0), 1.0 - span), min(max(v0, 0.0), 1.0 - span), span)
+
+    def zoomed(self, factor: float, x: float, y: float, size: float) -> View:
+        """Zoom in (factor > 1) or out about a canvas point: the image point under it stays under it."""
+        u, v = self.to_image(x, y, size)
+        span = min(max(self.span / factor, MIN_SPAN), 1.0)
+        return self._clamped(u - x / size * span, v - y / size * span, span)
+
+    def panned(self, dx: float, dy: float, size: float) -> View:
+        """The image dragged by (dx, dy) canvas pixels."""
+        return self._clamped(self.u0 - dx / size * self.span, self.v0 - dy / size * self.span, self.span)
+
+
 class Canvas:
     def __init__(self, state: StudioState, resolution: int, pannable: bool = False):
         self.state = state
@@ -38,8 +75,11 @@ class Canvas:
         self.panned = False
         self.res = resolution
         self.zoom = zoom_for(resolution)
-        self.size = resolution * self.zoom
-        self.rgba = np.zeros((self.size, self.size, 4), np.float32)
+        self.tex = resolution * self.zoom  # texture side: small images enlarged (nearest), big ones as they are
+        self.size = min(self.tex, VIEW)  # side on screen: a 1024 px image is shown fitted (downscaled)
+        self.view = View()
+        self._view_pan: tuple[tuple[float, float], View] | None = None
+        self.rgba = np.zeros((self.tex, self.tex, 4), np.float32)
         self.rgba[..., 3] = 1
         self.thumb = np.zeros((THUMB, THUMB, 4), np.float32)
         self.thumb[..., 3] = 1
@@ -53,16 +93,37 @@ class Canvas:
         # raw textures read these numpy buffers every frame (zero-copy): write into them, never replace them
         self._flat = (self.rgba.reshape(-1), self.thumb.reshape(-1))
         with dpg.texture_registry():
-            dpg.add_raw_texture(self.size, self.size, self._flat[0], format=dpg.mvFormat_Float_rgba, tag="tex_image")
+            dpg.add_raw_texture(self.tex, self.tex, self._flat[0], format=dpg.mvFormat_Float_rgba, tag="tex_image")
             dpg.add_raw_texture(THUMB, THUMB, self._flat[1], format=dpg.mvFormat_Float_rgba, tag="tex_prev")
         with dpg.drawlist(width=self.size, height=self.size, tag="canvas"):
-            dpg.draw_image("tex_image", (0, 0), (self.size, self.size))
+            dpg.draw_image("tex_image", (0, 0), (self.size, self.size), tag="canvas_image")
             dpg.add_draw_layer(tag="layer_grid")
             dpg.add_draw_layer(tag="layer_cells")
             dpg.add_draw_layer(tag="layer_drag")
         with dpg.group(horizontal=True):
             dpg.add_image("tex_prev", width=THUMB, height=THUMB, tag="thumb_prev")
-            dpg.add_text("previous image\n(Space: toggle)", color=(160, 160, 160))
+            with dpg.group():
+                dpg.add_text("previous image\n(Space: toggle)", color=(160, 160, 160))
+                dpg.add_text("", tag="canvas_zoom", color=(160, 160, 160))
+                dpg.add_button(label="Fit", tag="btn_fit", callback=lambda: self.set_view(View()))
+        self.set_view(self.view)
+
+    # -------------------------------------------------------------------------------------------- view
+
+    def set_view(self, view: View) -> None:
+        self.view = view
+        dpg.configure_item("canvas_image", uv_min=(view.u0, view.v0), uv_max=(view.u0 + view.span,
+                                                                              view.v0 + view.span))
+        shown = self.size / view.span / self.res  # screen pixels per image pixel
+        dpg.set_value("canvas_zoom", f"{shown:.2f} screen px per image px" + ("" if view.span == 1 else
+                                                                               "  (middle drag pans)"))
+        self._drawn_cells = None  # the grid moves with the view
+
+    def wheel(self, notches: float) -> None:
+        """Mouse wheel over the canvas: zoom about the cursor."""
+        if dpg.is_item_hovered("canvas"):
+            x, y = dpg.get_drawing_mouse_pos()
+            self.set_view(self.view.zoomed(WHEEL_ZOOM ** notches, x, y, self.size))
 
     # -------------------------------------------------------------------------------------------- images
 
@@ -98,7 +159,7 @@ class Canvas:
         st = self.state
         grid = st.tab_grid()
         tab = st.tab
-        key = (grid, st.show_grid, st.colour_blind, id(tab.selection) if tab else None)
+        key = (grid, st.show_grid, st.colour_blind, id(tab.selection) if tab else None, self.view)
         if key == self._drawn_cells:
             return
         self._drawn_cells = key
@@ -106,20 +167,27 @@ class Canvas:
         dpg.delete_item("layer_cells", children_only=True)
         if grid is None or not st.show_grid:
             return
-        cell = self.size / grid
-        for i in range(grid + 1):
-            p = i * cell
-            dpg.draw_line((p, 0), (p, self.size), color=(255, 255, 255, 60), parent="layer_grid")
-            dpg.draw_line((0, p), (self.size, p), color=(255, 255, 255, 60), parent="layer_grid")
+        view, size = self.view, self.size
+        cell = size / grid / view.span  # a cell's side on screen
+        step = max(1, int(np.ceil(MIN_LINE_PX / cell)))  # every step-th line, when lines would crowd
+        for i in range(0, grid + 1, step):
+            x, y = view.to_canvas(i / grid, i / grid, size)
+            if 0 <= x <= size:
+                dpg.draw_line((x, 0), (x, size), color=(255, 255, 255, 60), parent="layer_grid")
+            if 0 <= y <= size:
+                dpg.draw_line((0, y), (size, y), color=(255, 255, 255, 60), parent="layer_grid")
         sel = tab.selection
         peak = max(float(np.abs(sel).max()), 1.0)
         pos = POSITIVE_CB if st.colour_blind else POSITIVE
         for r, c in zip(*np.nonzero(sel), strict=True):
+            x0, y0 = view.to_canvas(c / grid, r / grid, size)
+            if x0 >= size or y0 >= size or x0 + cell <= 0 or y0 + cell <= 0:
+                continue  # outside the view
             v = float(sel[r, c])
             strength = abs(v) / peak
             colour = (*(pos if v > 0 else NEGATIVE), int(90 + 165 * strength))
             inset = cell * (0.4 - 0.3 * strength)
-            dpg.draw_rectangle((c * cell + inset, r * cell + inset), ((c + 1) * cell - inset, (r + 1) * cell - inset),
+            dpg.draw_rectangle((x0 + inset, y0 + inset), (x0 + cell - inset, y0 + cell - inset),
                                color=colour, fill=(*colour[:3], int(40 * strength)),
                                thickness=1 + 2 * strength, parent="layer_cells")
 
@@ -129,8 +197,8 @@ class Canvas:
         grid = self.state.tab_grid()
         if grid is None:
             return None
-        cell = self.size / grid
-        r, c = int(pos[1] // cell), int(pos[0] // cell)
+        u, v = self.view.to_image(pos[0], pos[1], self.size)
+        r, c = int(np.floor(v * grid)), int(np.floor(u * grid))
         return min(max(r, 0), grid - 1), min(max(c, 0), grid - 1)
 
     def handle_mouse(self) -> None:
@@ -139,6 +207,8 @@ class Canvas:
         right = dpg.is_mouse_button_down(dpg.mvMouseButton_Right)
         hovered = dpg.is_item_hovered("canvas")
         pos = dpg.get_drawing_mouse_pos() if hovered else None
+        if self._drag is None and self._handle_view_pan(hovered, pos):
+            return
         if self.pannable and self._drag is None and self._handle_pan(left, hovered, pos):
             return
         if self._drag is None:
@@ -159,6 +229,22 @@ class Canvas:
             if end is not None:
                 self.state.paint(start, end, mode)
 
+    def _handle_view_pan(self, hovered: bool, pos) -> bool:
+        """A middle drag while zoomed in moves the view (not the StyleGAN3 input)."""
+        middle = dpg.is_mouse_button_down(dpg.mvMouseButton_Middle)
+        if self._view_pan is None:
+            if hovered and pos is not None and middle and self.view.span < 1:
+                self._view_pan = (tuple(pos), self.view)
+                return True
+            return False
+        if not middle:
+            self._view_pan = None
+            return True
+        (x0, y0), start = self._view_pan
+        mouse = dpg.get_drawing_mouse_pos()
+        self.set_view(start.panned(mouse[0] - x0, mouse[1] - y0, self.size))
+        return True
+
     def _handle_pan(self, left: bool, hovered: bool, pos) -> bool:
         """A middle or Shift + left drag pans the StyleGAN3 input: the picture follows the mouse."""
         middle = dpg.is_mouse_button_down(dpg.mvMouseButton_Middle)
@@ -174,13 +260,15 @@ class Canvas:
             return True
         mouse = dpg.get_drawing_mouse_pos()
         (x0, y0), (tx, ty) = self._pan
-        self.state.set_move(translate=(tx + (mouse[0] - x0) / self.size, ty + (mouse[1] - y0) / self.size))
+        scale = self.view.span / self.size  # image widths per canvas pixel
+        self.state.set_move(translate=(tx + (mouse[0] - x0) * scale, ty + (mouse[1] - y0) * scale))
         return True
 
     def _draw_drag(self, a: tuple[int, int], b: tuple[int, int]) -> None:
-        cell = self.size / self.state.tab_grid()
+        grid = self.state.tab_grid()
         dpg.delete_item("layer_drag", children_only=True)
         r0, r1 = sorted((a[0], b[0]))
         c0, c1 = sorted((a[1], b[1]))
-        dpg.draw_rectangle((c0 * cell, r0 * cell), ((c1 + 1) * cell, (r1 + 1) * cell), color=(255, 255, 0, 200),
-                           thickness=2, parent="layer_drag")
+        p0 = self.view.to_canvas(c0 / grid, r0 / grid, self.size)
+        p1 = self.view.to_canvas((c1 + 1) / grid, (r1 + 1) / grid, self.size)
+        dpg.draw_rectangle(p0, p1, color=(255, 255, 0, 200), thickness=2, parent="layer_drag")
