@@ -142,3 +142,16 @@ def screenshot(app: Studio, path: Path, timeout: float = 20) -> Path:
         time.sleep(0.1)
     time.sleep(0.3)
     return path
+
+
+def click_until(app: Studio, item: str, pred, what: str, tries: int = 3) -> dict:
+    """Click an item until the probe satisfies `pred` (a click that lands while a big model's slow frames are
+    resting can be missed, as a hurried human click can); only for clicks that are safe to repeat."""
+    for k in range(tries):
+        app.click(*app.centre(item))
+        try:
+            return app.wait(pred, 10, what)
+        except AssertionError:
+            if k == tries - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from .conftest import REPO, run_cli
-from .gui_harness import Studio, require_display_tools
+from .gui_harness import Studio, click_until, require_display_tools
 
 pytestmark = pytest.mark.gui
 
@@ -355,9 +355,8 @@ def test_a_1024_px_model_is_fitted_zoomed_and_painted_where_shown(tmp_path):
         x0, y0, x1, y1 = p["rects"]["canvas"]
         assert p["texture"] == 1024 and p["canvas_size"] == 512 and x1 - x0 == 512  # fitted: downscaled 2x
         assert np.asarray(app.image()).std() > 1  # the picture is there
-        app.click(*app.centre("tab_spatial"))
-        app.click(*app.centre("btn_add_tab"))
-        app.wait(lambda p: p["grid"] == 16, 20, "a 16x16 tab")
+        click_until(app, "tab_spatial", lambda p: "btn_add_tab" in p["rects"], "Spatial panel")
+        click_until(app, "btn_add_tab", lambda p: p["grid"] == 16, "a 16x16 tab")  # retried only if not seen in 10 s
         app.xdo("mousemove", str(x0 + 128), str(y0 + 128))
         for _ in range(4):
             app.xdo("click", "4")  # wheel up: zoom about the cursor
