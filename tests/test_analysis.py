@@ -62,3 +62,6 @@ def test_channel_std_is_the_layer_s_spread_and_is_kept_in_the_data_folder(small_
         fresh = Engine(small_model, tmp_path / "data")
         assert fresh.channel_std("b16.conv0", measure=False) is None
         assert any("stats" in e or "b16.conv0.json" in e for e in fresh.data.errors)
+        n = len(fresh.data.errors)
+        assert fresh.channel_std("b16.conv0", measure=False) is None  # asked again (the studio asks per render)
+        assert len(fresh.data.errors) == n  # the broken file is neither read nor reported again

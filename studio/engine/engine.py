@@ -45,6 +45,7 @@ class Engine:
         self.models = ModelIndex(root, tuple(paths.model_dirs(root)))
         self.model_file = str(Path(model.path).resolve())  # recorded in every recipe (found by hash otherwise)
         self._std: dict[str, np.ndarray] = {}
+        self._std_unsaved: set[str] = set()  # layers whose data folder holds no usable statistics
 
     @classmethod
     def open(cls, model_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
@@ -71,9 +72,11 @@ class Engine:
         """A layer's per-channel activation std (analysis.channel_std): from memory, the data folder, or measured
         once and kept there.  `measure=False` only looks (None when not measured yet)."""
         if layer not in self._std:
+            # the data folder is read once per layer: an absent or broken file is not read (nor reported) again
             channels = self.renderer.layers[layer].channels
-            std = self.data.channel_std(layer, channels)
+            std = None if layer in self._std_unsaved else self.data.channel_std(layer, channels)
             if std is None:
+                self._std_unsaved.add(layer)
                 if not measure:
                     return None
                 from .analysis import STD_SAMPLES, channel_std

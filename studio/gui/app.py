@@ -156,7 +156,7 @@ class StudioApp:
     def _measure_std(self, layer: str) -> None:
         """A layer's channel statistics (strength in sigma), measured once per model on a background thread."""
         engine = self.engine
-        if engine.channel_std(layer, measure=False) is not None or self._measuring is not None:
+        if self._measuring is not None or engine.channel_std(layer, measure=False) is not None:
             return
 
         def measure() -> None:
