@@ -26,7 +26,7 @@ from ..engine.engine import Engine
 from ..engine.files import free_path
 from ..engine.loaders import ModelLoadError
 from ..engine.modeldata import DataError
-from ..engine.plugins import PluginManager, apply_detectors, has_detectors
+from ..engine.plugins import PluginManager, apply_detectors, detecting, has_detectors
 from ..engine.recipe import RecipeError, write_png
 from .pacing import FramePacer
 from .probe import ScrubBenchmark, write_probe
@@ -136,7 +136,7 @@ class StudioApp:
 
     # -------------------------------------------------------------------------------------------- rendering
 
-    def _render_job(self, payload: tuple[EditStack, tuple[str, ...]]) -> dict:
+    def _render_job(self, payload: tuple[Engine, EditStack, tuple[str, ...], str | None]) -> dict:
         """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
         engine, stack, capture, shown = payload
         messages: list[str] = []
@@ -144,6 +144,7 @@ class StudioApp:
             _, stack, messages = apply_detectors(engine.render, stack, self.plugins, shown=shown)
         result = engine.render(stack, capture=capture)  # served from the cache after the detector pass
         return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
+                "detected": {t.name: t.selection for t in detecting(stack, shown)},
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
                 "ms": result.ms, "first_stage": result.first_stage, "messages": messages}
 
@@ -206,7 +207,7 @@ class StudioApp:
         """Selections found by detectors come back with the result; show them on the state's tabs."""
         if r["messages"]:
             self.state.say("; ".join(r["messages"]), error=True)
-        detected = {t.name: t.selection for t in r["stack"].tabs if t.detector and t.detector.get("mode") != "off"}
+        detected = r["detected"]  # only the tabs whose detector ran (plugins.detecting)
         for tab in self.state.stack.tabs:
             if tab.name in detected and tab.selection.shape == detected[tab.name].shape:
                 tab.selection = detected[tab.name]  # not a new version: the image already shows it
