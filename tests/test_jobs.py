@@ -265,3 +265,18 @@ def test_a_job_hands_each_image_s_feature_maps_to_the_history(engine, tmp_path):
         alone = engine.render(item.stack, capture=("b16.conv0",)).features["b16.conv0"][0].numpy()
         np.testing.assert_allclose(hist.channel(5)[k], alone[5], atol=2e-3 * np.abs(alone).max())
     assert progress[-1].done == 3
+
+
+def test_a_plan_s_items_are_read_back_as_data(engine, tmp_path):
+    stack = EditStack(seed=0, psi=0.7, tabs=[_tab(engine)])
+    job = jobs.axis_aligned_sweep(stack, 0, [2, 5])
+    folder, _ = _run(job, engine, tmp_path / "out")
+    items = jobs.read_items(folder)  # the sweep browser's reader: the plan as written, nothing touched
+    assert [(i.name, i.label) for i in items] == [(i.name, i.label) for i in job.items]
+    assert items[1].stack.to_json() == job.items[1].stack.to_json()
+    line = json.dumps({**job.items[0].to_json(), "name": "../outside.png"})
+    (folder / jobs.PLAN_FILE).write_text(line + "\n")
+    with pytest.raises(EditError, match="line 1: bad file name"):
+        jobs.read_items(folder)
+    with pytest.raises(EditError, match="not a batch folder"):
+        jobs.read_items(tmp_path)

@@ -133,7 +133,7 @@ class RenderWorker:
     def render(self, chunk: list[dict], keep_images: bool) -> ChunkOutput:
         from .jobs import render_chunk
 
-        items = [Item(d["name"], EditStack.from_json(d["stack"]), d.get("label", "")) for d in chunk]
+        items = [Item.from_json(d) for d in chunk]
         return render_chunk(self.engine, self.renderer, items, self.plugins, self.capture, keep_images)
 
 
@@ -168,7 +168,7 @@ def ray_backend(engine, workers: int | None = None, plugins=None, capture: str |
 
         def submit(k: int) -> None:
             chunk = queue.pop(0)
-            payload = [{"name": it.name, "label": it.label, "stack": it.stack.to_json()} for it in chunk]
+            payload = [it.to_json() for it in chunk]
             pending[actors[k].render.remote(payload, keep_images)] = (k, chunk)
 
         try:

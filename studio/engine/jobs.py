@@ -41,6 +41,18 @@ class Item:
     stack: EditStack
     label: str = ""  # what the contact sheet prints under its tile (e.g. "89+": channel 89, positive)
 
+    def to_json(self) -> dict:
+        """One line of a plan (plan.jsonl), and what a Ray worker receives."""
+        return {"name": self.name, "label": self.label, "stack": self.stack.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Item:
+        """An item read back from a plan or a payload, checked as data: a bare .png file name, a short label."""
+        name = str(d["name"])
+        if Path(name).name != name or not name.endswith(".png"):
+            raise EditError(f"bad file name {name!r}")
+        return cls(name, EditStack.from_json(d["stack"]), str(d.get("label", ""))[:MAX_LABEL])
+
 
 @dataclass
 class Progress:
@@ -100,8 +112,7 @@ class Job:
                         "planned": len(self.items), "plan": PLAN_FILE, "wants_contact_sheet": self.contact_sheet,
                         "files": [], "failed": {},
                         "problems": list(self.problems)}
-            plan = "".join(json.dumps({"name": it.name, "label": it.label, "stack": it.stack.to_json()}) + "\n"
-                           for it in self.items)
+            plan = "".join(json.dumps(it.to_json()) + "\n" for it in self.items)
             write_atomic(folder / PLAN_FILE, plan.encode())
             todo = list(self.items)
         write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))
@@ -279,6 +290,25 @@ def _remove_temp_files(folder: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def read_items(folder: Path) -> list[Item]:
+    """The planned items of a batch folder, checked as data, without touching the folder (the sweep browser)."""
+    try:
+        lines = (folder / PLAN_FILE).read_text().splitlines()
+    except (OSError, ValueError) as e:
+        raise EditError(f"{folder} is not a batch folder ({e})") from None
+    return _plan_items(folder, lines)
+
+
+def _plan_items(folder: Path, lines: list[str]) -> list[Item]:
+    items = []
+    for i, line in enumerate(lines):
+        try:
+            items.append(Item.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise EditError(f"{folder / PLAN_FILE} line {i + 1}: {e}") from None
+    return items
+
+
 def read_plan(folder: Path) -> tuple[dict, Job]:
     """The manifest and the planned job of a batch folder (for --resume); the files are checked as data."""
     try:
@@ -288,16 +318,7 @@ def read_plan(folder: Path) -> tuple[dict, Job]:
         raise EditError(f"{folder} is not a batch folder that can be resumed ({e})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise EditError(f"{folder / MANIFEST} is not a batch manifest")
-    items = []
-    for i, line in enumerate(lines):
-        try:
-            d = json.loads(line)
-            name = str(d["name"])
-            if Path(name).name != name or not name.endswith(".png"):
-                raise EditError(f"bad file name {name!r}")
-            items.append(Item(name, EditStack.from_json(d["stack"]), str(d.get("label", ""))[:MAX_LABEL]))
-        except (ValueError, KeyError, TypeError) as e:
-            raise EditError(f"{folder / PLAN_FILE} line {i + 1}: {e}") from None
+    items = _plan_items(folder, lines)
     # what is really on disk, whatever the manifest says (files land after its last update on SIGKILL or a power
     # cut): a planned file counts as done when its recipe reads back; anything else is rendered again
     manifest["files"] = [it.name for it in items if _complete_png(folder / it.name)]

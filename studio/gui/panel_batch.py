@@ -3,7 +3,6 @@ with progress and Cancel; animation of a run's frames; recording the frames show
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from ..engine import jobs
 from ..engine.animate import collect_frames, write_animation
-from ..engine.edits import EditError, EditStack
+from ..engine.edits import EditError
 from ..engine.files import free_path
 from ..engine.jobspecs import JOB_SPECS, PARAM_HELP, JobArgs, job_spec
 from ..engine.recipe import RecipeError, read_image
@@ -37,7 +36,7 @@ class BatchPanel:
         self.recording: list = []
         self.features: queue.Queue = queue.Queue(HISTORY_QUEUE)  # (name, maps) from the job to the history
         self.sweep = TileGrid("sweep_grid", SWEEP_COLUMNS, SWEEP_ROWS, SWEEP_CELL, on_click=self._take_channel)
-        self.sweep_items: list[tuple[str, str, dict]] = []  # (file name, label "89+", stack) of the shown sweep
+        self.sweep_items: list[jobs.Item] = []  # the shown sweep's items (labels like "89+")
         self.sweep_folder: Path | None = None
         self.sweep_page = 0
         self.ray_started = False  # a local Ray cluster this studio started (stopped when the studio ends)
@@ -260,13 +259,11 @@ class BatchPanel:
     def browse(self, folder: Path) -> None:
         """Show an axis sweep's tiles, labelled with channel and sign, from its folder's plan."""
         try:
-            lines = (folder / jobs.PLAN_FILE).read_text().splitlines()
-            items = [(str(d["name"]), str(d.get("label", ""))[:jobs.MAX_LABEL], d["stack"])
-                     for d in map(json.loads, lines)]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            self.state.say(f"{folder} is not a batch folder: {e}", error=True)
+            items = jobs.read_items(folder)
+        except EditError as e:
+            self.state.say(str(e), error=True)
             return
-        self.sweep_items = [item for item in items if _sweep_channel(item[1]) is not None]
+        self.sweep_items = [item for item in items if _sweep_channel(item.label) is not None]
         if not self.sweep_items:
             self.state.say(f"{folder} holds no axis sweep (tiles labelled like 89+)", error=True)
             return
@@ -285,12 +282,12 @@ class BatchPanel:
         k = self.sweep.per_page
         page = self.sweep_items[self.sweep_page * k:(self.sweep_page + 1) * k]
         tiles = []
-        for name, label, _ in page:
+        for item in page:
             try:
-                image = read_image(self.sweep_folder / name).astype(np.float32) / 255
+                image = read_image(self.sweep_folder / item.name).astype(np.float32) / 255
             except RecipeError:
                 image = np.zeros((SWEEP_CELL, SWEEP_CELL, 3), np.float32)  # not written (cancelled, failed)
-            tiles.append((label, image))
+            tiles.append((item.label, image))
         self.sweep.show(tiles)
         pages = -(-len(self.sweep_items) // k)
         dpg.set_value("sw_page", f"page {self.sweep_page + 1}/{pages}, {len(self.sweep_items)} tiles")
@@ -298,12 +295,12 @@ class BatchPanel:
     def _take_channel(self, index: int) -> None:
         """The clicked tile's channel, with its sign, goes into the sweep's tab (its selection and slider): the
         tab of that name at that layer if the studio has one, else a new tab made from the sweep's."""
-        _, label, stack_json = self.sweep_items[self.sweep_page * self.sweep.per_page + index]
-        channel, sign = _sweep_channel(label)
+        item = self.sweep_items[self.sweep_page * self.sweep.per_page + index]
+        channel, sign = _sweep_channel(item.label)
         try:
-            probe = EditStack.from_json(stack_json).tabs[-1]  # the sweep puts its one-hot tab last
+            probe = item.stack.tabs[-1]  # the sweep puts its one-hot tab last
             self.state.take_sweep_tab(probe, channel, sign)
-        except (EditError, KeyError, IndexError, TypeError, ValueError) as e:
+        except (EditError, IndexError) as e:
             self.state.say(f"this sweep's tile cannot be used: {e}", error=True)
             return
         self.state.say(f"channel {channel} ({'+' if sign > 0 else '-'}) set in tab {self.state.tab.name!r}")
