@@ -172,6 +172,7 @@ def _sigterm_as_interrupt(signum, frame) -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     """Plan and run a batch job (or finish one with --resume DIR). Exit code 0 when every planned image was
     written, 1 when some inputs or items failed (listed in the manifest), 130 when interrupted."""
+    import contextlib
     import signal
     import threading
 
@@ -200,29 +201,28 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 1
     cancel = threading.Event()
     plugins = plugins_for(args)
-    backend, started = None, False
-    if args.ray:
-        from .engine import distributed
+    with contextlib.ExitStack() as on_exit:  # a local Ray cluster started here stops at the end
+        backend = None
+        if args.ray:
+            from .engine import distributed
 
-        seconds, started = distributed.connect(args.ray, args.ray_workers)
-        backend = distributed.ray_backend(eng, args.ray_workers, plugins, threads=args.ray_threads)
-        if not args.quiet:
-            print(f"ray: {'started a local cluster' if started else 'joined ' + args.ray} in {seconds:.1f} s",
-                  file=sys.stderr)
-    bar = progress(None, len(job.items), job.kind, args.quiet)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    try:
-        for p in job.run(eng, args.out, cancel, plugins=plugins, folder=folder, backend=backend):
-            bar.update(p.done - bar.n)
-            folder = p.folder
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        bar.close()
-        if started:
-            distributed.shutdown()
+            seconds, started = on_exit.enter_context(distributed.cluster(args.ray, args.ray_workers))
+            backend = distributed.ray_backend(eng, args.ray_workers, plugins, threads=args.ray_threads)
+            if not args.quiet:
+                print(f"ray: {'started a local cluster' if started else 'joined ' + args.ray} in {seconds:.1f} s",
+                      file=sys.stderr)
+        bar = progress(None, len(job.items), job.kind, args.quiet)
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            for p in job.run(eng, args.out, cancel, plugins=plugins, folder=folder, backend=backend):
+                bar.update(p.done - bar.n)
+                folder = p.folder
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            bar.close()
     manifest = json.loads((folder / "manifest.json").read_text()) if folder else {}
     failed = manifest.get("failed") or {}
     for name, why in failed.items():

@@ -49,12 +49,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     if args.ray:
         from .engine import distributed
 
-        _, started = distributed.connect(args.ray, args.ray_workers)
-        try:
+        with distributed.cluster(args.ray, args.ray_workers):
             scores = distributed.rank_on_ray(eng, stacks, args.layer, sel, args.method, args.ray_workers)
-        finally:
-            if started:
-                distributed.shutdown()
     else:
         r = eng.renderer.render_many(stacks, capture=(args.layer,), until=args.layer)
         scores = rank_channels(r.features[args.layer].cpu().numpy(), sel, args.method)

@@ -24,6 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .edits import EditError, EditStack
@@ -85,6 +86,17 @@ def shutdown() -> None:
         ray.shutdown()
 
 
+@contextmanager
+def cluster(address: str, workers: int | None = None) -> Iterator[tuple[float, bool]]:
+    """`connect` for the length of a block: a cluster started here is stopped after it (a joined one is left)."""
+    seconds, started = connect(address, workers)
+    try:
+        yield seconds, started
+    finally:
+        if started:
+            shutdown()
+
+
 class RenderWorker:
     """The actor: one model, loaded once, renders chunks into PNG bytes."""
 
@@ -118,11 +130,6 @@ class RenderWorker:
             self.plugins = PluginManager(folder)
         self.capture = capture
 
-    def describe(self) -> dict:
-        import socket
-
-        return {"host": socket.gethostname(), "pid": os.getpid(), "device": self.engine.device}
-
     def rank(self, stacks: list[dict], layer: str, selection, method: str):
         """Per-image rank scores of these images, summed (the driver divides by the count): `ganstudio rank`."""
         from .analysis import rank_channels
@@ -153,14 +160,9 @@ def ray_backend(engine, workers: int | None = None, plugins=None, capture: str |
     def chunks(todo: list[Item], keep_images: bool) -> Iterator[tuple[list[Item], ChunkOutput]]:
         if not todo:
             return
-        actor_class, gpus = _actor_class(ray)
-        n = workers or max(1, gpus or int(ray.cluster_resources().get("CPU", 1)))
-        model_ref = ray.put(Path(engine.model.path).read_bytes())
         sources = {} if plugins is None else {p.name: p.path.read_text() for p in plugins.plugins.values()
                                               if not p.error and p.path.is_file()}
-        n = min(n, -(-len(todo) // chunk_size))  # no actor without a chunk
-        actors = [actor_class.remote(model_ref, Path(engine.model.path).name, engine.model.sha256,
-                                     engine.model_file, sources, capture, threads) for _ in range(n)]
+        actors = _start_actors(ray, engine, workers, -(-len(todo) // chunk_size), threads, sources, capture)
         # the in-process chunks: a windowed batch records its batch and slot in each recipe, so the same chunks
         # make the same files (a job smaller than a chunk runs on one actor)
         queue = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
@@ -193,9 +195,16 @@ def ray_backend(engine, workers: int | None = None, plugins=None, capture: str |
     return chunks
 
 
-def _actor_class(ray):
+def _start_actors(ray, engine, workers: int | None, shards: int, threads: int, plugin_sources: dict[str, str],
+                  capture: str | None) -> list:
+    """`workers` actors (default: one per GPU where the cluster has GPUs, else one per CPU; never more than there
+    are shards), each given the model's bytes from the object store (put there once)."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    return ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(RenderWorker), gpus
+    n = min(workers or max(1, gpus or int(ray.cluster_resources().get("CPU", 1))), shards)
+    actor_class = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(RenderWorker)
+    model_ref = ray.put(Path(engine.model.path).read_bytes())
+    return [actor_class.remote(model_ref, Path(engine.model.path).name, engine.model.sha256, engine.model_file,
+                               plugin_sources, capture, threads) for _ in range(n)]
 
 
 def rank_on_ray(engine, stacks: list[EditStack], layer: str, selection, method: str, workers: int | None = None,
@@ -207,12 +216,8 @@ def rank_on_ray(engine, stacks: list[EditStack], layer: str, selection, method: 
     from ray.util import ActorPool
 
     ray = _ray()
-    actor_class, gpus = _actor_class(ray)
-    n = workers or max(1, gpus or int(ray.cluster_resources().get("CPU", 1)))
-    n = min(n, -(-len(stacks) // shard))
-    model_ref = ray.put(Path(engine.model.path).read_bytes())
-    actors = [actor_class.remote(model_ref, Path(engine.model.path).name, engine.model.sha256, engine.model_file,
-                                 {}, None, threads or torch.get_num_threads()) for _ in range(n)]
+    actors = _start_actors(ray, engine, workers, -(-len(stacks) // shard), threads or torch.get_num_threads(), {},
+                           None)
     try:
         pool = ActorPool(actors)
         shards = [[s.to_json() for s in stacks[i:i + shard]] for i in range(0, len(stacks), shard)]
