@@ -177,6 +177,11 @@ class Direction:
         return cls(str(d["name"])[:200], decode_array(d["vector"]), d.get("strength", 0.0))  # checked by validate
 
 
+def detector_on(detector: dict | None) -> bool:
+    """Whether a tab's detector setting runs (a plugin in mode "run" or "run_and_modify", not "off")."""
+    return bool(detector) and detector.get("mode", "off") != "off"
+
+
 @dataclass
 class SpatialTab:
     """A spatial feature-map edit: delta[c,h,w] = S[h,w] * a[c] * mu(v), added at each of its layers.

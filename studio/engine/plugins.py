@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .edits import EditStack
+from .edits import EditStack, detector_on
 from .plugin_worker import ProtocolError, describe_error, import_plugin, read_frame, write_frame
 
 DEFAULT_BUDGET_S = 2.0
@@ -355,7 +355,7 @@ def detecting(stack: EditStack, shown: str | None = None) -> list:
     """The tabs whose detector runs: switched on and owning a detector that is not off.  A switched-off tab edits
     nothing, so its detector would change no pixel; `shown` names one that detects anyway (the studio's selected
     tab, whose mask the user watches before switching it on)."""
-    return [t for t in stack.tabs if t.detector and t.detector.get("mode", "off") != "off"
+    return [t for t in stack.tabs if detector_on(t.detector)
             and (t.active or t.name == shown)]
 
 

@@ -82,7 +82,7 @@ class SpatialPanel:
         dpg.set_value("tab_list", ("* " if tab.effective() else "  ") + tab.name)
         dpg.set_value("tab_active", tab.active)
         dpg.set_value("tab_value", tab.value)
-        self._show_strength()
+        self.show_strength()
         w = tab.weights[tab.layers[0]]
         dpg.set_value("tab_weights", format_channel_list(w))
         for ch in np.flatnonzero(w)[:256]:
@@ -91,13 +91,10 @@ class SpatialPanel:
                 dpg.add_input_float(default_value=float(w[ch]), width=90, step=0, user_data=int(ch), on_enter=True,
                                     callback=self._edit_weight)
 
-    def _show_strength(self) -> None:
+    def show_strength(self) -> None:
+        """The multiplier and sigma line (also called now and then by the loop: the statistics arrive later)."""
         if self.state.tab is not None:
             dpg.set_value("tab_mult", self.app.strength_text())
-
-    def show_strength(self) -> None:
-        """Called now and then by the loop: the layer's statistics arrive with a render."""
-        self._show_strength()
 
     def _sigma(self) -> None:
         try:
@@ -134,7 +131,7 @@ class SpatialPanel:
 
     def _value(self, sender, value: float) -> None:
         self.state.set_tab_value(value)
-        self._show_strength()
+        self.show_strength()
 
     def _weights(self) -> None:
         if self.state.tab is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.edits import Direction, EditError, EditStack, SpatialTab, parse_channel_list
+from ..engine.edits import Direction, EditError, EditStack, SpatialTab, detector_on, parse_channel_list
 
 LOG_SIZE = 200  # messages kept for the status bar's log
 
@@ -218,9 +218,7 @@ class StudioState:
         if tab is None:
             return False
         before = tab.detector
-        running = detector is not None and detector.get("mode", "off") != "off"
-        was_running = before is not None and before.get("mode", "off") != "off"
-        recorded = running and not was_running and bool(np.any(tab.selection))
+        recorded = detector_on(detector) and not detector_on(before) and bool(np.any(tab.selection))
         if recorded:
             self.undo_stack.append(DetectorChange(tab.name, before, detector, tab.selection.copy()))
             self.redo_stack.clear()
