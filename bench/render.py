@@ -28,6 +28,7 @@ from studio import paths  # noqa: E402
 from studio.engine.edits import EditStack, SpatialTab  # noqa: E402
 from studio.engine.loaders import load_model  # noqa: E402
 from studio.engine.network import Generator, GeneratorConfig, SynthesisState  # noqa: E402
+from studio.engine.precision import DTYPE_NAMES, preview_dtype, preview_generator  # noqa: E402
 from studio.engine.renderer import Renderer  # noqa: E402
 
 
@@ -93,8 +94,40 @@ def conv_floor_ms(G: Generator, repeats: int) -> float:
     return median_ms(run, repeats)
 
 
+def preview_renderer(G) -> tuple[Renderer | None, str]:
+    """The studio's live-preview renderer for G on this CPU (None where the studio shows exact frames only)."""
+    dtype = preview_dtype(torch.device("cpu"))
+    if dtype is None:
+        return None, "no native bf16 on this CPU: the studio previews nothing (exact frames only)"
+    return Renderer(preview_generator(G, dtype)), DTYPE_NAMES[dtype]
+
+
+def preview_lines(R: Renderer, P: Renderer, label: str, stack: EditStack, full: float, repeats: int) -> float:
+    """The preview's full render against the exact one; returns its ms."""
+    pfull = median_ms(lambda: P.render(stack, use_cache=False), repeats)
+    exact, preview = R.render(stack, use_cache=False).images, P.render(stack, use_cache=False).images
+    diff = (exact - preview).abs()
+    print(f"{label} preview, full render     {pfull:8.1f} ms/image  = {full / pfull:.2f}x faster than fp32 (same "
+          f"run); |preview - exact| max {float(diff.max()):.3f} ({float(diff.max()) * 127.5:.1f} of 255 levels), "
+          f"mean {float(diff.mean()) * 127.5:.2f} levels")
+    return pfull
+
+
+def cached_ms(R: Renderer, stack: EditStack, layer: str, repeats: int) -> float:
+    """A re-render after an edit at `layer`, resumed from the cache (the image without the edit is cached)."""
+    R.render(stack)  # fill the cache with the unedited image; each edit then resumes at `layer`
+    values = iter(np.linspace(10, 80, 10_000))
+
+    def cached():
+        out = R.render(stack.copy(tabs=[edit_tab(R, layer, float(next(values)))]))
+        assert R.stages[out.first_stage].name == layer
+
+    return median_ms(cached, repeats)
+
+
 def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
     R = Renderer(G)
+    P, label = preview_renderer(G)
     cfg = G.cfg
     print(f"\n== {name}: {cfg.resolution}px, channel_max {cfg.channel_max}, "
           f"{sum(p.numel() for p in G.parameters()) / 1e6:.1f}M params, torch threads {torch.get_num_threads()}")
@@ -103,21 +136,28 @@ def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
     floor = conv_floor_ms(G, repeats)
     print(f"full render, batch 1            {full:8.1f} ms/image  = {full / floor:.2f}x the plain-convolution floor "
           f"({floor:.1f} ms, same run)")
+    if P is not None:
+        preview_lines(R, P, label, stack, full, repeats)
+    else:
+        print(f"preview: {label}")
     ws = R.ws_for(stack)[None]
-    print("edit at layer      cached ms   x full   stages-from-L ms   cached / stages-from-L")
+    print("edit at layer      cached ms   x full   stages-from-L ms   cached / stages-from-L"
+          + (f"   {label} preview ms  fp32 / preview" if P is not None else ""))
     for res in cfg.block_resolutions[1:]:
         layer = f"b{res}.conv0"
         start = [s.name for s in R.stages].index(layer)
-        R.render(stack)  # fill the cache with the unedited image
-        values = iter(np.linspace(10, 80, 10_000))
-
-        def cached(layer=layer, values=values):
-            out = R.render(stack.copy(tabs=[edit_tab(R, layer, float(next(values)))]))
-            assert R.stages[out.first_stage].name == layer
-
-        c = median_ms(cached, repeats)
+        c = cached_ms(R, stack, layer, repeats)
         t = tail_ms(R, start, ws, repeats)
-        print(f"{layer:<16} {c:10.1f} {c / full:8.2f}x {t:14.1f}      {c / t:8.2f}x")
+        line = f"{layer:<16} {c:10.1f} {c / full:8.2f}x {t:14.1f}      {c / t:8.2f}x"
+        if P is not None:
+            pc = cached_ms(P, stack, layer, repeats)
+            line += f"   {pc:14.1f}  {c / pc:8.2f}x"
+        print(line)
+    if P is not None:
+        layer = R.default_layer(min(16, cfg.resolution))
+        c, pc = cached_ms(R, stack, layer, repeats), cached_ms(P, stack, layer, repeats)
+        print(f"{label} preview, re-render from {layer}: {pc:.1f} ms vs fp32 {c:.1f} ms = {c / pc:.2f}x faster "
+              f"(same run)")
     stacks = [EditStack(seed=1, psi=0.7, tabs=[edit_tab(R, R.default_layer(min(16, cfg.resolution)), v)])
               for v in np.linspace(-80, 80, batch)]
     b1 = median_ms(lambda: R.render(stacks[0], use_cache=False), repeats)
@@ -180,19 +220,21 @@ def bench_sg3(name: str, G, theirs, why: str, repeats: int, batch: int) -> None:
     else:
         line += f"  (NVlabs' reference path not timed: {why})"
     print(line)
+    P, label = preview_renderer(G)
+    if P is not None:
+        preview_lines(R, P, label, stack, full, repeats)
+    else:
+        print(f"preview: {label}")
     layer = list(R.layers)[len(R.layers) // 2]
     start = [s.name for s in R.stages].index(layer)
-    R.render(stack)
-    values = iter(np.linspace(10, 80, 10_000))
-
-    def cached():
-        out = R.render(stack.copy(tabs=[edit_tab(R, layer, float(next(values)))]))
-        assert R.stages[out.first_stage].name == layer
-
-    c = median_ms(cached, repeats)
+    c = cached_ms(R, stack, layer, repeats)
     t = tail_ms(R, start, ws, repeats)
     print(f"edit at {layer} (middle): cached {c:.1f} ms = {c / full:.2f}x full, {c / t:.2f}x the layers from there "
           f"on ({t:.1f} ms)")
+    if P is not None:
+        pc = cached_ms(P, stack, layer, repeats)
+        print(f"{label} preview, re-render from {layer}: {pc:.1f} ms vs fp32 {c:.1f} ms = {c / pc:.2f}x faster "
+              f"(same run)")
     stacks = [EditStack(seed=1, psi=0.7, tabs=[edit_tab(R, layer, v)]) for v in np.linspace(-80, 80, batch)]
     b1 = median_ms(lambda: R.render(stacks[0], use_cache=False), repeats)
     bn = median_ms(lambda: R.render_many(stacks), 1)

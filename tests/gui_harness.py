@@ -92,11 +92,11 @@ class Studio:
         raise AssertionError(f"timed out waiting for {what}; last probe: {self.probe()}")
 
     def settled(self, timeout: float = 60) -> dict:
-        """Wait until the newest state has been rendered and shown (and a few frames have passed)."""
-        p = self.wait(lambda p: p.get("shown") == p.get("version") and p.get("image_mean") is not None,
-                      timeout, "render")
-        return self.wait(lambda q: q["frame"] >= p["frame"] + 6 and q.get("shown") == q.get("version"), timeout,
-                         "frames")
+        """Wait until the newest state's exact frame has been rendered and shown (and a few frames have passed)."""
+        p = self.wait(lambda p: p.get("shown") == p.get("version") and p.get("image_mean") is not None
+                      and not p.get("preview"), timeout, "render")
+        return self.wait(lambda q: q["frame"] >= p["frame"] + 6 and q.get("shown") == q.get("version")
+                         and not q.get("preview"), timeout, "frames")
 
     def image(self) -> np.ndarray:
         from PIL import Image

@@ -15,6 +15,7 @@ from .edits import EditError, EditStack
 from .loaders import LoadedModel, load_model
 from .modeldata import ModelData
 from .modelindex import ModelIndex
+from .precision import DTYPE_NAMES, preview_dtype, preview_generator
 from .recipe import Recipe, RecipeError, read_recipe, recipe_json, write_png
 from .renderer import Renderer, RenderResult, check_finite, pick_device, to_uint8
 from .windowed import Window
@@ -46,6 +47,9 @@ class Engine:
         self.model_file = str(Path(model.path).resolve())  # recorded in every recipe (found by hash otherwise)
         self._std: dict[str, np.ndarray] = {}
         self._std_unsaved: set[str] = set()  # layers whose data folder holds no usable statistics
+        # live previews (precision.py): None where they would not be faster (a GPU, a CPU without native bf16)
+        self.preview_dtype = None if half else preview_dtype(self.renderer.device)
+        self._preview: Renderer | None = None
 
     @classmethod
     def open(cls, model_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
@@ -91,8 +95,22 @@ class Engine:
 
     # -------------------------------------------------------------------------------------------- rendering
 
-    def render(self, stack: EditStack, capture: tuple[str, ...] = (), use_cache: bool = True) -> RenderResult:
+    def render(self, stack: EditStack, capture: tuple[str, ...] = (), use_cache: bool = True,
+               preview: bool = False) -> RenderResult:
+        """One image; `preview=True` renders it in reduced precision where that is faster (`preview_dtype`), for
+        the screen only (result.preview says which it got): saved files always come from the exact path."""
+        if preview and self.preview_dtype is not None:
+            if self._preview is None:  # its own generator copy and cache, built on the first preview
+                self._preview = Renderer(preview_generator(self.renderer.G, self.preview_dtype))
+            result = self._preview.render(stack, capture=capture, use_cache=use_cache)
+            result.preview = True
+            return result
         return self.renderer.render(stack, capture=capture, use_cache=use_cache)
+
+    @property
+    def preview_name(self) -> str | None:
+        """What a live preview computes in ("bf16"), or None when the studio shows exact frames only."""
+        return None if self.preview_dtype is None else DTYPE_NAMES[self.preview_dtype]
 
     def render_recipe(self, recipe: Recipe, use_cache: bool = False) -> RenderResult:
         """Re-create a recipe's image from its exact ws and tabs (or from its stack for a legacy latent)."""
@@ -131,7 +149,9 @@ class Engine:
         return self.recipe(stack, ws, result.window(index))
 
     def save_png(self, path: str | Path, stack: EditStack, result: RenderResult, index: int = 0) -> Path:
-        """Write image `index` of a result with its full recipe (atomically)."""
+        """Write image `index` of a result with its full recipe (atomically); never a live preview's."""
+        if result.preview:
+            raise EditError("a live preview is for the screen only: files are written from the exact render")
         image = to_uint8(result.images[index:index + 1])[0]
         return write_png(path, image, self.recipe_for(stack, result, index))
 

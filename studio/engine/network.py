@@ -230,11 +230,14 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.register_buffer("resample_filter", fir_filter())
         self.fused = True  # training switches this off (see modulated_conv2d)
+        self.reduced: ReducedWeights | None = None  # set on a live-preview copy (precision.py)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None, gain: float = 1.0) -> Tensor:
         """`noise` is the unit-variance noise image [N or 1, 1, r, r] (or None); it is scaled by noise_strength."""
         styles = per_sample(self.affine, w)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if self.reduced is not None and not torch.is_grad_enabled():
+            return self._forward_reduced(x, styles, noise, LRELU_GAIN * gain, clamp)
         if torch.is_grad_enabled():
             x = modulated_conv2d(x, self.weight, styles, up=self.up, resample_filter=self.resample_filter,
                                  fused=self.fused)
@@ -251,6 +254,50 @@ class SynthesisLayer(nn.Module):
         x = F.leaky_relu_(x.add_(offset), LRELU_SLOPE)
         return x.clamp_(-clamp, clamp) if clamp is not None and clamp >= 0 else x
 
+    def _forward_reduced(self, x: Tensor, styles: Tensor, noise: Tensor | None, g: float, clamp: float | None
+                         ) -> Tensor:
+        """The live preview (one style row): feature maps in the reduced dtype, styles and demodulation in fp32.
+        d_o = rsqrt(sum_i s_i^2 sum_k W_oik^2) from the cached sums of squares; the modulation scales whichever
+        is smaller, the weights (W * s * d, cast once) or the input and output (conv(x * s, W) * d)."""
+        if styles.shape[0] > 1:  # one sample at a time, as the exact path does
+            return torch.cat([self._forward_reduced(x[i:i + 1] if x.shape[0] > 1 else x, styles[i:i + 1],
+                                                    noise[i:i + 1] if noise is not None and noise.shape[0] > 1
+                                                    else noise, g, clamp) for i in range(styles.shape[0])])
+        r = self.reduced
+        d = (styles.square() @ r.weight_sq.t() + NORM_EPS).rsqrt() * g  # [1, O]
+        x = x.to(r.weight.dtype)
+        if r.weight.numel() <= x[0].numel():
+            w = (self.weight * (d.t() * styles)[:, :, None, None]).to(r.weight.dtype)
+            y = _conv_or_up(x, w, self.up, self.resample_filter)
+        else:
+            y = _conv_or_up(x * styles.to(x.dtype)[:, :, None, None], r.weight, self.up, self.resample_filter)
+            y = y * d.to(y.dtype)[:, :, None, None]
+        offset = self.bias.reshape(1, -1, 1, 1) * g
+        if noise is not None:
+            offset = offset + noise * (self.noise_strength * g)
+        y = F.leaky_relu_(y.add_(offset.to(y.dtype)), LRELU_SLOPE)
+        return y.clamp_(-clamp, clamp) if clamp is not None and clamp >= 0 else y
+
+
+@dataclass
+class ReducedWeights:
+    """A layer's weights for the reduced-precision live preview: the kernel cast once, and the fp32 sums of its
+    squares over the kernel taps [O, I] that the demodulation needs."""
+
+    weight: Tensor
+    weight_sq: Tensor
+
+    @classmethod
+    def of(cls, weight: Tensor, dtype: torch.dtype) -> ReducedWeights:
+        return cls(weight.detach().to(dtype), weight.detach().square().sum(dim=[2, 3]))
+
+
+def _conv_or_up(x: Tensor, w: Tensor, up: bool, resample_filter: Tensor) -> Tensor:
+    """3x3 conv with padding 1, or the 2x upsampling conv (transposed conv, stride 2, then the 4x4 FIR)."""
+    if up:
+        return fir_filter2d(F.conv_transpose2d(x, w.transpose(0, 1), stride=2), resample_filter, padding=1, gain=4.0)
+    return F.conv2d(x, w, padding=w.shape[-1] // 2)
+
 
 class ToRGB(nn.Module):
     """Modulated 1x1 conv to RGB, styles scaled by 1/sqrt(C), no demodulation, + bias, clamp."""
@@ -266,7 +313,10 @@ class ToRGB(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = per_sample(self.affine, w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused)
+        if x.dtype != self.weight.dtype:  # a reduced-precision preview: the image path stays fp32
+            x = F.conv2d(x, (self.weight * styles.reshape(1, -1, 1, 1)).to(x.dtype)).float()
+        else:
+            x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused)
         return bias_act(x, self.bias, lrelu=False, clamp=self.conv_clamp)
 
 
@@ -280,7 +330,7 @@ class SkipConv(nn.Module):
         self.weight_gain = 1.0 / math.sqrt(in_ch)
 
     def forward(self, x: Tensor, gain: float) -> Tensor:
-        x = F.conv2d(x, self.weight * self.weight_gain)
+        x = F.conv2d(x, (self.weight * self.weight_gain).to(x.dtype))  # (a preview's x may be bf16)
         x = upfirdn2d(x, self.resample_filter, up=2, pad=(2, 1, 2, 1), gain=4.0)
         return x * gain
 

@@ -412,6 +412,7 @@ class SynthesisNetwork(nn.Module):
             kind = "torgb" if p.is_torgb else "layer"
             margin = (p.out_size - p.out_rate) // 2
             self.stages.append(Stage(p.name, kind, p.out_rate, p.out_channels, p.index + 1, margin))
+        self.w_dtype: torch.dtype | None = None  # a preview copy's layer dtype (precision.py): ws are cast to it
 
     def design_filters(self) -> None:
         for name in self.layer_names:
@@ -421,12 +422,14 @@ class SynthesisNetwork(nn.Module):
                   transform: Tensor | None = None) -> SynthesisState:
         """Apply one stage. StyleGAN3 has no noise inputs; `transform` is read by the input stage only."""
         w = ws[:, stage.w_index]
-        if stage.kind == "input":
+        if stage.kind == "input":  # fp32 on a preview copy too: its output is cast to the layers' dtype
             x = self.input(w, transform)
+            if self.w_dtype is not None:
+                x = x.to(self.w_dtype)
             if x.shape[0] != s.batch:
                 x = x.expand(s.batch, -1, -1, -1)
             return SynthesisState(s.batch, x)
-        x = getattr(self, stage.name)(s.x, w)
+        x = getattr(self, stage.name)(s.x, w if self.w_dtype is None else w.to(self.w_dtype))
         if stage.kind == "torgb":
             return SynthesisState(s.batch, None, x * self.cfg.output_scale if self.cfg.output_scale != 1 else x)
         return SynthesisState(s.batch, x)

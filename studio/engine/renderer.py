@@ -83,6 +83,7 @@ class RenderResult:
     first_stage: int = 0  # index of the first stage recomputed (len(stages) = everything from cache)
     ms: float = 0.0
     windows: list[Window | None] | None = None  # per sample: the window it was rendered in (its recipe records it)
+    preview: bool = False  # rendered by a reduced-precision preview generator (precision.py): for the screen only
 
     def window(self, index: int) -> Window | None:
         return self.windows[index] if self.windows else None

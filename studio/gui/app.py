@@ -29,6 +29,7 @@ from ..engine.modeldata import DataError
 from ..engine.plugins import PluginManager, apply_detectors, detecting, has_detectors
 from ..engine.recipe import RecipeError, write_png
 from .pacing import FramePacer
+from .preview import PreviewSchedule
 from .probe import ScrubBenchmark, write_probe
 from .state import StudioState, TabDeletion
 from .worker import RenderWorker
@@ -94,6 +95,9 @@ class StudioApp:
         self._render_times: list[float] = []
         self._submitted = -1
         self._shown = -1
+        self.preview = PreviewSchedule()
+        self.preview_on = True  # View > Live preview: off shows exact frames only
+        self._pending_saves: list[str] = []  # asked for while a preview was shown: written from its exact frame
         self._frame = self._shown_frame = 0
         self._log_latent_next = False
         self._opening: threading.Thread | None = None
@@ -136,17 +140,22 @@ class StudioApp:
 
     # -------------------------------------------------------------------------------------------- rendering
 
-    def _render_job(self, payload: tuple[Engine, EditStack, tuple[str, ...], str | None]) -> dict:
+    def _render_job(self, payload: tuple[Engine, EditStack, tuple[str, ...], str | None, bool]) -> dict:
         """Runs on the worker thread: the engine call and the conversions, nothing that touches widgets."""
-        engine, stack, capture, shown = payload
+        engine, stack, capture, shown, preview = payload
         messages: list[str] = []
+
+        def render(stack: EditStack, capture: tuple[str, ...] = ()):
+            return engine.render(stack, capture=capture, preview=preview)
+
         if has_detectors(stack, shown):
-            _, stack, messages = apply_detectors(engine.render, stack, self.plugins, shown=shown)
-        result = engine.render(stack, capture=capture)  # served from the cache after the detector pass
+            _, stack, messages = apply_detectors(render, stack, self.plugins, shown=shown)
+        result = render(stack, capture=capture)  # served from the cache after the detector pass
         return {"image": result.uint8()[0], "ws": result.ws[0].cpu().numpy(), "stack": stack,
                 "detected": {t.name: t.selection for t in detecting(stack, shown)},
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
-                "ms": result.ms, "first_stage": result.first_stage, "messages": messages}
+                "ms": result.ms, "first_stage": result.first_stage, "messages": messages,
+                "preview": result.preview}
 
     def _capture_layers(self) -> tuple[str, ...]:
         tab = self.state.tab
@@ -175,10 +184,14 @@ class StudioApp:
         self._measuring.start()
 
     def _pump(self) -> None:
+        import dearpygui.dearpygui as dpg
+
         done = self.worker.poll()
-        if done is not None and done.version > self._shown:
+        if done is not None and self.preview.takes(done.version, done.error is None and done.result["preview"],
+                                                   self._shown):
             self._shown = done.version
             self._shown_frame = self._frame
+            self.preview.shown(done.error is None and done.result["preview"])
             if done.error is not None:
                 self.state.say(f"render failed: {done.error}", error=True)
             else:
@@ -191,17 +204,34 @@ class StudioApp:
                 self.render_fps = len(self._render_times)
                 self.canvas.show(r["image"], self._overlay_map())
                 self._take_detected(r)
-                self.batch.record(r["image"])
-                if self.state.record_history:
-                    self._record(r)
+                if not r["preview"]:  # recordings, histories and saves take exact frames only
+                    self.batch.record(r["image"])
+                    if self.state.record_history:
+                        self._record(r)
+                    saves, self._pending_saves = self._pending_saves, []
+                    for path in saves:
+                        self.save_png(path)
                 if self._log_latent_next and r["stack"].seed == self.state.stack.seed:
                     self._log_latent_next = False  # the latents log lists every image the studio generated
                     self.engine.data.log_latent(r["ws"], r["stack"].seed, tag="generated")
+        now = time.monotonic()
         if self.state.version != self._submitted:
             self._submitted = self.state.version
-            shown = self.state.tab.name if self.state.tab else None
-            self.worker.submit(self.state.version, (self.engine, self.state.stack.copy(), self._capture_layers(),
-                                                    shown))
+            moving = dpg.is_mouse_button_down(dpg.mvMouseButton_Left) or dpg.is_mouse_button_down(
+                dpg.mvMouseButton_Right)
+            self._submit(self.preview.on_change(now, moving, self.previews_allowed))
+        elif self.preview.exact_due(now, self._shown, self.state.version):
+            self._submit(preview=False)
+
+    @property
+    def previews_allowed(self) -> bool:
+        """Live previews: where the engine has them, switched on, and not while shown frames are recorded."""
+        return self.preview_on and self.engine.preview_dtype is not None and not self.batch.records_frames
+
+    def _submit(self, preview: bool) -> None:
+        shown = self.state.tab.name if self.state.tab else None
+        self.worker.submit(self.state.version, (self.engine, self.state.stack.copy(), self._capture_layers(),
+                                                shown, preview))
 
     def _take_detected(self, r: dict) -> None:
         """Selections found by detectors come back with the result; show them on the state's tabs."""
@@ -275,6 +305,10 @@ class StudioApp:
     def save_png(self, path: str) -> None:
         r = self.last
         if r is None:
+            return
+        if r["preview"]:  # never a preview in a file: written when the exact frame arrives (~150 ms)
+            self._pending_saves.append(path)
+            self.state.say(f"saving {Path(path).name} from the exact frame...")
             return
         recipe = self.engine.recipe(r["stack"], r["ws"])
         try:
@@ -414,7 +448,7 @@ class StudioApp:
         buttons = any(dpg.is_mouse_button_down(b) for b in (dpg.mvMouseButton_Left, dpg.mvMouseButton_Right,
                                                              dpg.mvMouseButton_Middle))
         self.pacer.see_mouse(now, tuple(dpg.get_mouse_pos(local=False)), buttons)
-        if self.state.version != self._shown or not self.worker.idle:
+        if self.state.version != self._shown or not self.worker.idle or not self.preview.settled:
             self.pacer.active(now)
 
     def _wheel(self, notches: float) -> None:
@@ -488,6 +522,10 @@ class StudioApp:
                     dpg.add_menu_item(label="Redo", shortcut="Ctrl+Y", callback=self.redo)
                 with dpg.menu(label="View"):
                     dpg.add_menu_item(label="Toggle previous", shortcut="Space", callback=self.toggle_previous)
+                    if self.engine.preview_name is not None:
+                        dpg.add_menu_item(label=f"Live preview in {self.engine.preview_name} while dragging",
+                                          check=True, default_value=self.preview_on,
+                                          callback=lambda s, v: setattr(self, "preview_on", bool(v)))
                 with dpg.menu(label="Help"):
                     dpg.add_text("G generate, U update, Space previous, F favourite, R record,\n"
                                  "Ctrl+Z/Y undo/redo strokes, tab deletions and detectors, Ctrl+S save tab.\n"
@@ -727,7 +765,8 @@ class StudioApp:
                 if probe and (frame % 3 == 0 or self.pacer.idle(time.monotonic())):  # at rest: every frame
                     write_probe(self, probe, frame)
                 if screenshot:
-                    settled = self._shown == self.state.version and self._shown_frame < frame - 2  # on its texture
+                    settled = (self._shown == self.state.version and self.preview.settled
+                               and self._shown_frame < frame - 2)  # the exact frame, on its texture
                     if shot_frame is None and frame >= frames and settled:
                         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                         dpg.output_frame_buffer(file=screenshot)

@@ -226,8 +226,13 @@ class BatchPanel:
 
             distributed.shutdown()
 
+    @property
+    def records_frames(self) -> bool:
+        """'record shown frames' is ticked (the studio then shows exact frames only)."""
+        return bool(dpg.get_value("an_record"))
+
     def record(self, image) -> None:
-        if dpg.get_value("an_record"):
+        if self.records_frames:
             self.recording.append(image)
 
     # -------------------------------------------------------------------------------------------- animation

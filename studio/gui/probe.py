@@ -29,7 +29,8 @@ def write_probe(app, path: str, frame: int) -> None:
             rects[item] = [*state["rect_min"], *state["rect_max"]]
     image = app.canvas.image
     doc = {
-        "frame": frame, "version": app.state.version, "shown": app._shown, "message": app.state.message,
+        "frame": frame, "version": app.state.version, "shown": app._shown, "preview": app.preview.shown_preview,
+        "message": app.state.message,
         "error": app.state.message_is_error, "rects": rects, "grid": app.state.tab_grid(),
         "tab": None if tab is None else {"name": tab.name, "value": tab.value, "layer": tab.layers[0],
                                          "selection_sum": float(np.abs(tab.selection).sum()),

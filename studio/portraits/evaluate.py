@@ -6,6 +6,9 @@ Valid portrait: one face (the largest skin component covers >= 8% of the image a
 two eyes (each >= 6 pixels, left of centre / right of centre, above the mouth), one mouth (>= 4 pixels, below the
 eyes, between them horizontally).  Attribute spread: every value of every attribute in >= 2% of samples, and the
 total variation distance between the oracle's attribute distribution on generated images and the dataset's.
+Fidelity: the Frechet distance between generated images and fresh renders on down-sampled pixels (16x16x3), beside
+the renders' own floor (two independent sets of renders), and sharpness as the ratio of mean |Laplacian| to the
+renders'.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..engine.edits import Direction
 from ..engine.network import Generator
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
-from .render import ATTRIBUTES, PART_INDEX, params_from_z
+from .render import ATTRIBUTES, PART_INDEX, params_from_z, render_dataset
 
 MIN_FACE = 0.08
 MIN_EYE = 6
@@ -103,6 +106,60 @@ def quality_report(G: Generator, oracle: Oracle, n: int = 1000, psis: tuple[floa
                         "tv_distance": round(float(0.5 * np.abs(freq - data_dist[k]).sum()), 4)}
         report[f"psi_{psi}"] = {"valid_portraits": valid, "attributes": attrs,
                                 "all_values_over_2pct": all(a["min_freq"] >= 0.02 for a in attrs.values())}
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ fidelity
+
+FD_SIZE = 16  # Frechet distance on area-averaged FD_SIZE x FD_SIZE x 3 pixels
+
+
+def pooled_pixels(imgs: np.ndarray, size: int = FD_SIZE) -> np.ndarray:
+    """[n, size*size*3] float64 in [0, 1]: each image area-averaged to size x size."""
+    n, r = imgs.shape[0], imgs.shape[1]
+    f = r // size
+    x = imgs.astype(np.float64).reshape(n, size, f, size, f, 3).mean(axis=(2, 4)) / 255
+    return x.reshape(n, -1)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """|mu_a - mu_b|^2 + tr(Ca + Cb - 2 (Ca^1/2 Cb Ca^1/2)^1/2) between two sets of feature rows."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    vals, vecs = np.linalg.eigh(ca)
+    root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    cross = np.linalg.eigvalsh(root_a @ cb @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.sqrt(np.clip(cross, 0, None)).sum())
+
+
+def mean_abs_laplacian(imgs: np.ndarray) -> float:
+    """Mean |4-neighbour Laplacian| over the interior pixels and channels (levels 0..255): a sharpness measure."""
+    x = imgs.astype(np.float64)
+    lap = 4 * x[:, 1:-1, 1:-1] - x[:, :-2, 1:-1] - x[:, 2:, 1:-1] - x[:, 1:-1, :-2] - x[:, 1:-1, 2:]
+    return float(np.abs(lap).mean())
+
+
+def render_samples(n: int, z_dim: int, seed: int, size: int) -> np.ndarray:
+    """n fresh renders of z = RandomState(seed).randn(n, z_dim)."""
+    z = np.random.RandomState(seed).randn(n, z_dim)
+    return render_dataset(z, size)[0]
+
+
+def fidelity_report(G: Generator, n: int = 1000, psis: tuple[float, ...] = (0.7, 1.0)) -> dict:
+    """Frechet distance to renders with the renders-vs-renders floor, and sharpness relative to renders."""
+    size = G.cfg.resolution
+    renders_a = render_samples(n, G.cfg.z_dim, 7001, size)
+    renders_b = render_samples(n, G.cfg.z_dim, 7002, size)
+    feats_a = pooled_pixels(renders_a)
+    floor = frechet_distance(pooled_pixels(renders_b), feats_a)
+    sharp_renders = mean_abs_laplacian(renders_a)
+    report = {"n": n, "fd_pixels": f"{FD_SIZE}x{FD_SIZE}x3 area-averaged, levels / 255", "fd_floor": round(floor, 4),
+              "renders_mean_abs_laplacian": round(sharp_renders, 3)}
+    for psi in psis:
+        imgs, _ = sample(G, n, psi, seed=123)
+        fd = frechet_distance(pooled_pixels(imgs), feats_a)
+        report[f"psi_{psi}"] = {"fd": round(fd, 4), "fd_over_floor": round(fd / floor, 3),
+                                "sharpness": round(mean_abs_laplacian(imgs) / sharp_renders, 3)}
     return report
 
 

@@ -84,6 +84,11 @@ PRESETS = {
     # its fifth phase: the irises weighted up further, and the z probe on w
     "cpu64_probe": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
                                              "mouth": 4.0}, region_prior=True, probe_weight=1.0),
+    # the sixth phase, on the CPU: the fifth's reconstruction (which keeps every label) plus an adversarial term
+    # that sharpens what the L1+L2 mean blurs; started with --init from the shipped model
+    "cpu64_adv": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
+                                           "mouth": 4.0}, region_prior=True, probe_weight=1.0, adv_weight=0.25,
+                             lr=0.001),
     # the same with an adversarial term for sharpness, for a GPU
     "gpu64": TrainConfig(batch=64, adv_weight=0.1),
     # the GAN recipe of training-notes.md (mapping lr multiplier 0.01), adversarial only
@@ -402,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int)
     ap.add_argument("--lr-decay-kimg", type=float)
     ap.add_argument("--probe-weight", type=float, help="weight of the z probe on w (0: none)")
+    ap.add_argument("--adv-weight", type=float, help="weight of the adversarial term (0: none)")
     ap.add_argument("--part-weight", action="append", default=[], metavar="PART=W",
                     help="override one of the preset's part weights (repeatable), e.g. cheeks=24")
     ap.add_argument("--init", type=Path, help="start a new run from this generator's weights (ignored on resume)")
@@ -409,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = copy.deepcopy(PRESETS[args.preset])
-    for k in ("dataset_size", "batch", "lr_decay_kimg", "probe_weight"):
+    for k in ("dataset_size", "batch", "lr_decay_kimg", "probe_weight", "adv_weight"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     for item in args.part_weight:

@@ -1,0 +1,57 @@
+"""Reduced-precision live preview: the synthesis network in bf16 on CPUs that compute it natively (oneDNN with
+AVX-512 BF16 or AMX), the exact fp32 path everywhere else.
+
+A preview generator is a copy of the model whose synthesis weights are cast to bf16 once (autocast would cast
+them again on every call, which costs most of the gain); the mapping network stays fp32, so a preview and its exact
+frame share the same ws.  Previews are for the screen only: what is saved, exported, batched or written into a
+recipe comes from the fp32 generator.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+
+from .network import Generator, ReducedWeights, SynthesisLayer
+
+PREVIEW_ENV = "GANSTUDIO_PREVIEW"  # "off": never preview; "bf16": preview in bf16 even where it is emulated
+PREVIEW_DTYPE = torch.bfloat16
+DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def cpu_bf16_native() -> bool:
+    """Whether oneDNN runs bf16 convolutions natively on this CPU (elsewhere bf16 is emulated and slower)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def preview_dtype(device: torch.device, environ: dict[str, str] | None = None) -> torch.dtype | None:
+    """The dtype live previews render in on `device`, or None when previews would not be faster (a GPU renders
+    the exact frame fast enough; a CPU without native bf16 would be slower)."""
+    choice = (environ if environ is not None else os.environ).get(PREVIEW_ENV, "auto").strip().lower()
+    if choice == "off" or device.type != "cpu":
+        return None
+    if choice == "bf16" or cpu_bf16_native():
+        return PREVIEW_DTYPE
+    return None
+
+
+def preview_generator(G: Generator, dtype: torch.dtype = PREVIEW_DTYPE) -> Generator:
+    """A copy of G for live previews.  StyleGAN2: every modulated conv gets its kernel in `dtype`
+    (network.ReducedWeights); the mapping, the affines and the RGB path stay fp32.  StyleGAN3: every layer
+    after the Fourier input is cast to `dtype`, and the ws it reads with it."""
+    P = copy.deepcopy(G).eval().requires_grad_(False)
+    layers = [m for m in P.synthesis.modules() if isinstance(m, SynthesisLayer)]
+    if layers:
+        for layer in layers:
+            layer.reduced = ReducedWeights.of(layer.weight, dtype)
+    else:
+        for name in P.synthesis.layer_names:
+            getattr(P.synthesis, name).to(dtype)
+        P.synthesis.w_dtype = dtype
+    return P
+
