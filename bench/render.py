@@ -102,9 +102,22 @@ def preview_renderer(G) -> tuple[Renderer | None, str]:
     return Renderer(preview_generator(G, dtype)), DTYPE_NAMES[dtype]
 
 
+def fresh_stacks(start: int = 1000):
+    """An endless supply of new seeds: a full render is of a new w (nothing kept from the previous one)."""
+    seed = start
+    while True:
+        seed += 1
+        yield EditStack(seed=seed, psi=0.7)
+
+
+def full_ms(R: Renderer, repeats: int) -> float:
+    stacks = fresh_stacks()
+    return median_ms(lambda: R.render(next(stacks), use_cache=False), repeats)
+
+
 def preview_lines(R: Renderer, P: Renderer, label: str, stack: EditStack, full: float, repeats: int) -> float:
     """The preview's full render against the exact one; returns its ms."""
-    pfull = median_ms(lambda: P.render(stack, use_cache=False), repeats)
+    pfull = full_ms(P, repeats)
     exact, preview = R.render(stack, use_cache=False).images, P.render(stack, use_cache=False).images
     diff = (exact - preview).abs()
     print(f"{label} preview, full render     {pfull:8.1f} ms/image  = {full / pfull:.2f}x faster than fp32 (same "
@@ -132,9 +145,9 @@ def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
     print(f"\n== {name}: {cfg.resolution}px, channel_max {cfg.channel_max}, "
           f"{sum(p.numel() for p in G.parameters()) / 1e6:.1f}M params, torch threads {torch.get_num_threads()}")
     stack = EditStack(seed=1, psi=0.7)
-    full = median_ms(lambda: R.render(stack, use_cache=False), repeats)
+    full = full_ms(R, repeats)
     floor = conv_floor_ms(G, repeats)
-    print(f"full render, batch 1            {full:8.1f} ms/image  = {full / floor:.2f}x the plain-convolution floor "
+    print(f"full render (new w), batch 1    {full:8.1f} ms/image  = {full / floor:.2f}x the plain-convolution floor "
           f"({floor:.1f} ms, same run)")
     if P is not None:
         preview_lines(R, P, label, stack, full, repeats)
@@ -209,7 +222,7 @@ def bench_sg3(name: str, G, theirs, why: str, repeats: int, batch: int) -> None:
           f"torch threads {torch.get_num_threads()}")
     stack = EditStack(seed=1, psi=0.7)
     ws = R.ws_for(stack)[None]
-    full = median_ms(lambda: R.render(stack, use_cache=False), repeats)
+    full = full_ms(R, repeats)
     line = f"full render, batch 1            {full:8.1f} ms/image"
     if theirs is not None:
         with torch.no_grad():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from studio.engine.edits import EditError, EditStack, SpatialTab
+from studio.engine.network import Generator, GeneratorConfig
 from studio.engine.precision import PREVIEW_ENV, preview_dtype, preview_generator
 from studio.engine.renderer import Renderer
 from studio.gui.preview import PreviewSchedule
@@ -106,3 +107,26 @@ def test_previews_while_moving_then_the_exact_frame_once_still():
     assert s.takes(3, preview=False, shown_version=3)  # ...the exact frame replaces its preview
     s.shown(False)
     assert s.settled and not s.takes(3, preview=False, shown_version=3)
+
+
+def test_a_large_skip_model_previews_without_its_last_block(monkeypatch, tmp_path):
+    from studio.engine.engine import PREVIEW_SKIP_LAST_FROM, Engine
+    from studio.engine.loaders import load_model, save_model
+
+    monkeypatch.setenv(PREVIEW_ENV, "bf16")
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=PREVIEW_SKIP_LAST_FROM, mapping_layers=1,
+                                  channel_base=256, channel_max=8)).eval()
+    engine = Engine(load_model(save_model(G, tmp_path / "big.safetensors")), tmp_path / "data")
+    stack = edited(engine.renderer, "b16.conv0", 2.0)
+    exact = engine.render(stack)
+    preview = engine.render(stack, capture=("b16.conv0",), preview=True)
+    assert preview.images.shape == exact.images.shape and torch.isfinite(preview.images).all()
+    last = engine.renderer.stage_index(f"b{PREVIEW_SKIP_LAST_FROM}.conv0")
+    assert engine._preview.stages[len(engine._preview._cache.states) - 1].name == "b128.torgb"
+    assert len(engine._preview._cache.states) <= last  # the last block never ran
+    again = engine.render(edited(engine.renderer, "b16.conv0", 3.0), preview=True)  # resumed from its cache
+    assert engine.renderer.stages[again.first_stage].name == "b16.conv0"
+    whole = engine.render(stack, capture=(f"b{PREVIEW_SKIP_LAST_FROM}.conv1",), preview=True)  # needs the last block
+    assert len(engine._preview._cache.states) == len(engine.renderer.stages)
+    assert float((whole.images - exact.images).abs().mean()) < 2 * LEVEL

@@ -214,7 +214,9 @@ class Renderer:
 
     def render(self, stack: EditStack, capture: tuple[str, ...] = (), use_cache: bool = True,
                until: str | None = None) -> RenderResult:
-        """One image (batch 1), resuming from the cache where the stack only changed late layers."""
+        """One image (batch 1), resuming from the cache where the stack only changed late layers.  Stopped early
+        (`until`) at a skip-architecture torgb stage, the result's images are the RGB image so far, at that block's
+        resolution; at any other stage they are None."""
         self.check_stack(stack)
         ws = self.ws_for(stack)[None]
         return self.synthesize(ws, [stack.tabs], [stack.noise_seed], stack.noise_mode, capture, use_cache, until,
@@ -286,9 +288,10 @@ class Renderer:
             images = self._window_batch(window, s, ws, [tabs] * window.batch, column, seed, mode)
             return RenderResult(images[window.slot:window.slot + 1], ws, {}, 0, windows=[window])
         s = self._run(start, stop, s, states, ws, tabs, seed, mode, move, column)
-        if use_cache and stop == len(self.stages):
-            self._cache = _Cache(context, keys, states)
-        images = s.img.float() if stop == len(self.stages) else None
+        if use_cache:  # (a render stopped early keeps the stages it ran)
+            self._cache = _Cache(context, keys[:len(states)], states)
+        partial = self.stages[stop - 1].kind == "torgb" and s.img is not None
+        images = s.img.float() if stop == len(self.stages) or partial else None
         return RenderResult(images, ws, self._captured(states, capture), start)
 
     def _batch(self, ws: Tensor, tabs: list[list[SpatialTab]], seeds: list[int], mode: str, moves: list[Move],

@@ -1,5 +1,5 @@
-"""Status bar: model, device, render time, frames per second, the last message (an error in red for a while), and
-on hover the whole message with the recent ones (the log)."""
+"""Status bar: model, device, whether the frame shown is a live preview or exact, render time, frames per second,
+the last message (an error in red for a while), and on hover the whole message with the recent ones (the log)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class StatusBar:
         with dpg.group(horizontal=True):
             dpg.add_text(f"{self.app.engine.model.name}", color=(200, 200, 120))
             dpg.add_text(f"| {self.app.engine.device}", color=(160, 160, 160))
+            dpg.add_text("", tag="status_precision")
             dpg.add_text("", tag="status_ms")
             dpg.add_text("", tag="status_fps")
             dpg.add_text("", tag="status_msg")
@@ -28,6 +29,9 @@ class StatusBar:
 
     def update(self) -> None:
         app, st = self.app, self.app.state
+        preview = app.preview.shown_preview
+        dpg.set_value("status_precision", f"| preview ({app.engine.preview_name})" if preview else "| exact")
+        dpg.configure_item("status_precision", color=(240, 200, 90) if preview else (160, 200, 160))
         dpg.set_value("status_ms", f"| {app.render_ms:5.1f} ms/render")
         dpg.set_value("status_fps", f"| {app.render_fps:4.1f} renders/s | {dpg.get_frame_rate():4.0f} fps |")
         text = st.message if len(st.message) <= SHOWN_CHARS else st.message[:SHOWN_CHARS - 3] + "..."
