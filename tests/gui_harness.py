@@ -48,13 +48,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 class Studio:
     """The app under test: started with a probe file it refreshes every few frames."""
 
-    def __init__(self, tmp: Path, model: Path, data: Path, *extra: str):
+    def __init__(self, tmp: Path, model: Path, data: Path, *extra: str, env: dict[str, str] | None = None):
         require_display_tools()
         self.x = Xvfb()
         self.probe_path = tmp / "probe.json"
         self.probe_path.unlink(missing_ok=True)  # a probe left by an earlier studio in this folder is not ours
         self.env = {**os.environ, "DISPLAY": self.x.display, "GANSTUDIO_PROBE": str(self.probe_path),
-                    "GANSTUDIO_UNDECORATED": "1"}
+                    "GANSTUDIO_UNDECORATED": "1", **(env or {})}
         self.log = open(tmp / "studio.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "gui", "--model", str(model),
                                       "--data", str(data), *extra], env=self.env, stdout=self.log,

@@ -368,3 +368,40 @@ def test_a_1024_px_model_is_fitted_zoomed_and_painted_where_shown(tmp_path):
         app.click(int(x), int(y))
         p = app.wait(lambda p: p["tab"]["selection_sum"] == 1, 20, "one cell painted")
         assert p["tab"]["cells"] == [[r, c]]
+
+
+def test_a_drag_shows_live_previews_then_the_exact_frame_which_is_what_is_saved(model, tmp_path):
+    with Studio(tmp_path, model, tmp_path / "data", env={"GANSTUDIO_PREVIEW": "bf16"}) as app:
+        app.settled()
+        app.click(*app.centre("tab_spatial"))
+        app.click(*app.centre("btn_add_tab"))
+        app.wait(lambda p: p["tab"] is not None, 20, "new tab")
+        app.type_into("tab_weights", "0-63")
+        x0, y0, x1, y1 = app.probe()["rects"]["canvas"]
+        cell = (x1 - x0) / 16
+        app.drag((int(x0 + 4.5 * cell), int(y0 + 8.5 * cell)), (int(x0 + 11.5 * cell), int(y0 + 12.5 * cell)))
+        app.wait(lambda p: p["tab"]["selection_sum"] > 0, 20, "painted")
+        sx0, sy0, sx1, sy1 = app.probe()["rects"]["tab_value"]
+        mid = ((sx0 + sx1) // 2, (sy0 + sy1) // 2)
+        app.xdo("mousemove", str(mid[0]), str(mid[1]))
+        app.xdo("mousedown", "1")
+        for k in range(1, 8):  # a slow drag, the button held throughout
+            app.xdo("mousemove", str(mid[0] + k * (sx1 - sx0) // 40), str(mid[1]))
+        held = app.probe()
+        app.xdo("key", "f")  # a favourite asked for while a preview may be on screen: written from the exact frame
+        app.xdo("mouseup", "1")
+        assert held["previews_shown"] > 0 and 0 < held["tab"]["value"], held
+        p = app.settled()
+        assert not p["preview"] and p["status_precision"] == "| exact"
+        shown = app.image()
+        favourites = tmp_path / "data" / p["model_hash_dir"] / "favourites"
+        saved = tmp_path / "exact.png"
+        app.click(*app.centre("tab_generate"))
+        app.type_into("save_path", str(saved))
+        app.click(*app.centre("btn_save_png"))
+        app.wait(lambda p: saved.is_file(), 20, "PNG saved")
+    assert np.array_equal(np.asarray(Image.open(saved)), shown.astype(np.uint8))
+    (favourite,) = favourites.glob("favourite_*.png")
+    for png in (saved, favourite):
+        r = run_cli("render", "--data", str(tmp_path / "data"), "--check", "--out", str(tmp_path / "re"), str(png))
+        assert r.returncode == 0 and "identical to" in r.stdout, r.stdout + r.stderr

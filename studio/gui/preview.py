@@ -15,6 +15,7 @@ class PreviewSchedule:
     changed_at: float = -1e9  # when the state last changed
     shown_preview: bool = False  # the frame on screen is a preview (its exact frame is still to come)
     exact_asked: int = -1  # the version whose exact frame was last asked for
+    previews_shown: int = 0
 
     def on_change(self, now: float, moving: bool, allowed: bool) -> bool:
         """A new state version is submitted: True to render it as a preview."""
@@ -41,6 +42,7 @@ class PreviewSchedule:
 
     def shown(self, preview: bool) -> None:
         self.shown_preview = preview
+        self.previews_shown += int(preview)
 
     @property
     def settled(self) -> bool:

@@ -30,6 +30,7 @@ def write_probe(app, path: str, frame: int) -> None:
     image = app.canvas.image
     doc = {
         "frame": frame, "version": app.state.version, "shown": app._shown, "preview": app.preview.shown_preview,
+        "previews_shown": app.preview.previews_shown, "status_precision": dpg.get_value("status_precision"),
         "message": app.state.message,
         "error": app.state.message_is_error, "rects": rects, "grid": app.state.tab_grid(),
         "tab": None if tab is None else {"name": tab.name, "value": tab.value, "layer": tab.layers[0],
@@ -46,6 +47,7 @@ def write_probe(app, path: str, frame: int) -> None:
         "plugins_tab": dpg.get_value("pl_tab") if dpg.does_item_exist("pl_tab") else None,
         "view": [app.canvas.view.u0, app.canvas.view.v0, app.canvas.view.span], "canvas_size": app.canvas.size,
         "texture": app.canvas.tex, "model": app.engine.model.name,
+        "model_hash_dir": str(app.engine.data.dir.relative_to(app.engine.data.root)),
         "sessions": [s.engine.model.name for s in app.sessions.values()],
         "tabs": [t.name for t in app.state.stack.tabs], "undo": len(app.state.undo_stack),
         "history": None if app.history() is None else len(app.history()),

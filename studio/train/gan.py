@@ -87,10 +87,10 @@ PRESETS = {
     # the sixth phase, on the CPU: the fifth's reconstruction (which keeps every label) plus an adversarial term
     # that sharpens what the L1+L2 mean blurs; started with --init from the shipped model.  (adv_weight 0.25 at
     # lr 0.001 sharpened it to 0.97 of the renders' |Laplacian| in 15 kimg but the discriminator won (loss 0.5),
-    # the reconstruction L1 rose 0.18 -> 0.24 and hair colours collapsed: FD 2.0x -> 9.9x its floor)
+    # the reconstruction L1 rose 0.18 -> 0.24 and hair colours collapsed: FD 2.0x -> 9.9x its floor).  No z probe:
+    # the shipped model's w already keeps every parameter linearly, and a probe head started afresh pulls on w
     "cpu64_adv": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
-                                           "mouth": 4.0}, region_prior=True, probe_weight=1.0, adv_weight=0.05,
-                             lr=0.0005),
+                                           "mouth": 4.0}, region_prior=True, adv_weight=0.05, lr=0.0005),
     # the same with an adversarial term for sharpness, for a GPU
     "gpu64": TrainConfig(batch=64, adv_weight=0.1),
     # the GAN recipe of training-notes.md (mapping lr multiplier 0.01), adversarial only
