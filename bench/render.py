@@ -270,6 +270,7 @@ def main() -> int:
     ap.add_argument("--sg3", action="store_true", help="the StyleGAN3 rows only")
     ap.add_argument("--sg3-resolution", type=int, default=256)
     ap.add_argument("--nvlabs", help="a checkout of NVlabs/stylegan3: time its reference path on the same weights")
+    ap.add_argument("--batch", type=int, default=32, help="images in the shared-w batch rows")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -277,22 +278,25 @@ def main() -> int:
     if args.sg3:
         for config in ("T", "R"):
             ours, theirs, why = sg3_pair(config, args.sg3_resolution, args.nvlabs)
-            bench_sg3(f"random StyleGAN3-{config}", ours, theirs, why, max(2, args.repeats // 2), 32)
+            bench_sg3(f"random StyleGAN3-{config}", ours, theirs, why, max(2, args.repeats // 2), args.batch)
         return 0
     if args.quick:
         cfg = GeneratorConfig(z_dim=32, w_dim=32, resolution=32, mapping_layers=2, channel_base=512, channel_max=64)
         bench_model("tiny random", Generator(cfg).eval(), repeats=2, batch=4)
         return 0
     big = GeneratorConfig(resolution=256, channel_base=16384, channel_max=512, conv_clamp=256.0)  # 24.8M params
-    bench_model("random 256px / 512 channels (reference: ~350 ms/image)", Generator(big).eval(), args.repeats, 32)
+    bench_model("random 256px / 512 channels (reference: ~350 ms/image)", Generator(big).eval(), args.repeats,
+                args.batch)
     bundled = paths.bundled_model()
     if bundled is not None:
-        bench_model(f"bundled model {bundled.name}", load_model(bundled).generator, args.repeats * 3, 32)
+        bench_model(f"bundled model {bundled.name}", load_model(bundled).generator, args.repeats * 3,
+                    args.batch)
     else:
         from studio.train.gan import PRESETS
 
         bench_model("bundled model's config (random weights; model not in this checkout)",
-                    Generator(GeneratorConfig(**PRESETS["cpu64"].generator)).eval(), args.repeats * 3, 32)
+                    Generator(GeneratorConfig(**PRESETS["cpu64"].generator)).eval(), args.repeats * 3,
+                    args.batch)
     return 0
 
 

@@ -37,6 +37,11 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"{cfg.channel_max}, conv_clamp {cfg.conv_clamp}, num_ws {cfg.num_ws}")
     params = sum(p.numel() for p in m.generator.parameters())
     print(f"params    {params:,}")
+    from .engine.precision import DTYPE_NAMES, preview_dtype
+
+    dtype = preview_dtype(m.generator.w_avg.device)
+    print(f"preview   {'live preview in ' + DTYPE_NAMES[dtype] + ' while dragging' if dtype else 'none'} "
+          f"(the studio on this machine; saved files are always exact)")
     for note in m.notes:
         print(f"note      {note}")
     print("\nlayer            image area   map size  channels  w")

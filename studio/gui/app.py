@@ -705,6 +705,7 @@ class StudioApp:
         self.session = session
         self.last, self.features = None, {}
         self._submitted = self._shown = -1
+        self.preview = PreviewSchedule()
         self.build()
         dpg.set_viewport_title(f"GAN Studio - {self.engine.model.name}")
         self.state.touch()
