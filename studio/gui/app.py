@@ -706,6 +706,7 @@ class StudioApp:
         self.last, self.features = None, {}
         self._submitted = self._shown = -1
         self.preview = PreviewSchedule()
+        self._pending_saves = []  # (asked of the previous model's preview: never written from this one's frame)
         self.build()
         dpg.set_viewport_title(f"GAN Studio - {self.engine.model.name}")
         self.state.touch()
