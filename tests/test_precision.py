@@ -8,7 +8,7 @@ import torch
 
 from studio.engine.edits import EditError, EditStack, SpatialTab
 from studio.engine.network import Generator, GeneratorConfig
-from studio.engine.precision import PREVIEW_ENV, preview_dtype, preview_generator
+from studio.engine.precision import PREVIEW_ENV, PREVIEW_MIN_PARAMS, cpu_bf16_native, preview_dtype, preview_generator
 from studio.engine.renderer import Renderer
 from studio.gui.preview import PreviewSchedule
 from tests.conftest import FIXTURES, random_generator, random_sg3
@@ -16,11 +16,14 @@ from tests.conftest import FIXTURES, random_generator, random_sg3
 LEVEL = 1 / 127.5  # one of 255 grey levels in the generator's [-1, 1] output
 
 
-def test_the_preview_dtype_follows_the_device_and_the_switch():
+def test_the_preview_dtype_follows_the_device_the_model_size_and_the_switch():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert preview_dtype(cpu, {PREVIEW_ENV: "off"}) is None
-    assert preview_dtype(gpu, {PREVIEW_ENV: "bf16"}) is None  # a GPU renders exact frames fast enough
-    assert preview_dtype(cpu, {PREVIEW_ENV: "bf16"}) == torch.bfloat16
+    big = PREVIEW_MIN_PARAMS
+    assert preview_dtype(cpu, big, {PREVIEW_ENV: "off"}) is None
+    assert preview_dtype(gpu, big, {PREVIEW_ENV: "bf16"}) is None  # a GPU renders exact frames fast enough
+    assert preview_dtype(cpu, 1000, {PREVIEW_ENV: "bf16"}) == torch.bfloat16  # forced: any model
+    assert preview_dtype(cpu, big - 1, {}) is None  # a small model shows exact frames only
+    assert preview_dtype(cpu, big, {}) == (torch.bfloat16 if cpu_bf16_native() else None)
 
 
 def edited(R: Renderer, layer: str, value: float) -> EditStack:

@@ -16,7 +16,10 @@ import torch
 
 from .network import Generator, ReducedWeights, SynthesisLayer
 
-PREVIEW_ENV = "GANSTUDIO_PREVIEW"  # "off": never preview; "bf16": preview in bf16 even where it is emulated
+PREVIEW_ENV = "GANSTUDIO_PREVIEW"  # "off": never preview; "bf16": preview in bf16 always (even where emulated)
+# Below this many synthesis parameters a preview gains little (bench/render.py: the bundled 1.1M-parameter model
+# 1.05-1.2x, its frames take ~5 ms anyway): such models show exact frames only, unless previews are forced
+PREVIEW_MIN_PARAMS = 5_000_000
 PREVIEW_DTYPE = torch.bfloat16
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -29,13 +32,17 @@ def cpu_bf16_native() -> bool:
         return False
 
 
-def preview_dtype(device: torch.device, environ: dict[str, str] | None = None) -> torch.dtype | None:
-    """The dtype live previews render in on `device`, or None when previews would not be faster (a GPU renders
-    the exact frame fast enough; a CPU without native bf16 would be slower)."""
+def preview_dtype(device: torch.device, synthesis_params: int, environ: dict[str, str] | None = None
+                  ) -> torch.dtype | None:
+    """The dtype live previews of a model with this many synthesis parameters render in on `device`, or None when
+    previews would not be faster (a GPU renders the exact frame fast enough; a CPU without native bf16 would be
+    slower; a small model gains little)."""
     choice = (environ if environ is not None else os.environ).get(PREVIEW_ENV, "auto").strip().lower()
     if choice == "off" or device.type != "cpu":
         return None
-    if choice == "bf16" or cpu_bf16_native():
+    if choice == "bf16":
+        return PREVIEW_DTYPE
+    if cpu_bf16_native() and synthesis_params >= PREVIEW_MIN_PARAMS:
         return PREVIEW_DTYPE
     return None
 
