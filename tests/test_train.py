@@ -128,3 +128,41 @@ def test_part_weight_option_names_a_part(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--part-weight", "cheeks=lots", "--out", "/nonexistent/never-made"])
     assert e.value.code == 2 and "not PART=NUMBER" in capsys.readouterr().err
+
+
+def test_the_detail_discriminator_sees_no_colour_and_the_synthesis_only_term_spares_the_mapping(tmp_path):
+    from studio.train.gan import high_pass
+
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert float(high_pass(flat).abs().max()) < 1e-6  # a flat colour has no detail
+    edge = flat.clone()
+    edge[:, :, :, 8:] = -0.5
+    assert float(high_pass(edge).abs().max()) > 0.1
+    torch.manual_seed(0)
+    gen = dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=2, mapping_lr_mul=1.0, channel_base=256,
+               channel_max=32, conv_clamp=None)
+    cfg = TrainConfig(generator=gen, batch=4, recon_weight=0.0, adv_weight=1.0, adv_highpass=True,
+                      adv_synthesis_only=True, r1_interval=2)
+    t = Trainer(cfg, tmp_path, torch.device("cpu"))
+    mapping0 = [p.clone() for p in t.G.mapping.parameters()]
+    synthesis0 = [p.clone() for p in t.G.synthesis.parameters()]
+    reals = to_float(np.random.RandomState(0).randint(0, 255, (4, 16, 16, 3)).astype(np.uint8), t.device)
+    t.train_step(torch.randn(4, 16), reals, reals)
+    assert all(torch.equal(a, b) for a, b in zip(t.G.mapping.parameters(), mapping0, strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(t.G.synthesis.parameters(), synthesis0, strict=True))
+
+
+def test_fidelity_measures():
+    from studio.portraits.evaluate import frechet_distance, mean_abs_laplacian, pooled_pixels
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3))
+    assert abs(frechet_distance(a, a)) < 1e-6
+    shifted = a + np.array([1.0, 0.0, 2.0])
+    assert abs(frechet_distance(a, shifted) - 5.0) < 1e-6  # |d mu|^2, the same covariance
+    scaled = a * 2  # N(0, I) vs N(0, 4I): tr(I + 4I - 2 * 2I) = 3 per set of 3 dims
+    assert abs(frechet_distance(a, scaled) - 3.0) < 0.1
+    img = np.zeros((1, 64, 64, 3), np.uint8)
+    img[:, :, 32:] = 255
+    assert pooled_pixels(img).shape == (1, 16 * 16 * 3) and pooled_pixels(img).max() == 1.0
+    assert mean_abs_laplacian(img) > mean_abs_laplacian(np.full_like(img, 128)) == 0.0
