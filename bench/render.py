@@ -29,14 +29,7 @@ from studio.engine.edits import EditStack, SpatialTab  # noqa: E402
 from studio.engine.engine import PREVIEW_SKIP_LAST_FROM  # noqa: E402
 from studio.engine.loaders import load_model  # noqa: E402
 from studio.engine.network import Generator, GeneratorConfig, SynthesisState  # noqa: E402
-from studio.engine.precision import (  # noqa: E402
-    DTYPE_NAMES,
-    PREVIEW_ENV,
-    PREVIEW_MIN_PARAMS,
-    cpu_bf16_native,
-    preview_dtype,
-    preview_generator,
-)
+from studio.engine.precision import DTYPE_NAMES, PREVIEW_ENV, cpu_bf16_native, preview_dtype, preview_generator  # noqa: E402,E501
 from studio.engine.renderer import Renderer  # noqa: E402
 
 
@@ -104,12 +97,12 @@ def conv_floor_ms(G: Generator, repeats: int) -> float:
 
 def preview_renderer(G) -> tuple[Renderer | None, str]:
     """The studio's live-preview renderer for G on this CPU (None where the studio shows exact frames only)."""
-    dtype = preview_dtype(torch.device("cpu"), 0, {PREVIEW_ENV: "auto" if cpu_bf16_native() else "off"})
+    dtype = preview_dtype(G, {PREVIEW_ENV: "bf16" if cpu_bf16_native() else "off"})
     if dtype is None:
         return None, "no native bf16 on this CPU: the studio previews nothing (exact frames only)"
-    if sum(p.numel() for p in G.synthesis.parameters()) < PREVIEW_MIN_PARAMS:
-        print(f"(the studio shows this model's exact frames only: under {PREVIEW_MIN_PARAMS:,} synthesis parameters; "
-              "timed here as if it previewed)")
+    if preview_dtype(G, {}) is None:
+        print("(the studio shows this model's exact frames only (precision.preview_dtype); timed here as if it "
+              "previewed)")
     return Renderer(preview_generator(G, dtype)), DTYPE_NAMES[dtype]
 
 
@@ -151,10 +144,10 @@ def cached_ms(R: Renderer, stack: EditStack, layer: str, repeats: int, until: st
 
 def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
     R = Renderer(G)
-    P, label = preview_renderer(G)
     cfg = G.cfg
     print(f"\n== {name}: {cfg.resolution}px, channel_max {cfg.channel_max}, "
           f"{sum(p.numel() for p in G.parameters()) / 1e6:.1f}M params, torch threads {torch.get_num_threads()}")
+    P, label = preview_renderer(G)
     stack = EditStack(seed=1, psi=0.7)
     full = full_ms(R, repeats)
     floor = conv_floor_ms(G, repeats)

@@ -39,7 +39,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"params    {params:,}")
     from .engine.precision import DTYPE_NAMES, preview_dtype
 
-    dtype = preview_dtype(m.generator.w_avg.device, sum(p.numel() for p in m.generator.synthesis.parameters()))
+    dtype = preview_dtype(m.generator)
     print(f"preview   {'live preview in ' + DTYPE_NAMES[dtype] + ' while dragging' if dtype else 'none'} "
           f"(the studio on this machine; saved files are always exact)")
     for note in m.notes:

@@ -51,8 +51,7 @@ class Engine:
         self._std: dict[str, np.ndarray] = {}
         self._std_unsaved: set[str] = set()  # layers whose data folder holds no usable statistics
         # live previews (precision.py): None where they would not be faster (a GPU, a CPU without native bf16)
-        synthesis_params = sum(p.numel() for p in model.generator.synthesis.parameters())
-        self.preview_dtype = None if half else preview_dtype(self.renderer.device, synthesis_params)
+        self.preview_dtype = None if half else preview_dtype(model.generator)
         self._preview: Renderer | None = None
 
     @classmethod

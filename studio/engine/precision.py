@@ -32,17 +32,18 @@ def cpu_bf16_native() -> bool:
         return False
 
 
-def preview_dtype(device: torch.device, synthesis_params: int, environ: dict[str, str] | None = None
-                  ) -> torch.dtype | None:
-    """The dtype live previews of a model with this many synthesis parameters render in on `device`, or None when
-    previews would not be faster (a GPU renders the exact frame fast enough; a CPU without native bf16 would be
-    slower; a small model gains little)."""
+def preview_dtype(G: Generator, environ: dict[str, str] | None = None) -> torch.dtype | None:
+    """The dtype G's live previews render in, or None where previews would not be faster: on a GPU (the exact
+    frame is fast enough), on a CPU without native bf16 (emulated bf16 is slower), for a small model (it gains
+    little) and for StyleGAN3 (its filtered resampling is slower in bf16 on this CPU: bench/render.py --sg3 measured
+    0.89x for T and 0.58x for R at 128 px).  GANSTUDIO_PREVIEW=bf16 previews any model on a CPU."""
     choice = (environ if environ is not None else os.environ).get(PREVIEW_ENV, "auto").strip().lower()
-    if choice == "off" or device.type != "cpu":
+    if choice == "off" or G.w_avg.device.type != "cpu":
         return None
     if choice == "bf16":
         return PREVIEW_DTYPE
-    if cpu_bf16_native() and synthesis_params >= PREVIEW_MIN_PARAMS:
+    params = sum(p.numel() for p in G.synthesis.parameters())
+    if cpu_bf16_native() and G.cfg.family == "stylegan2" and params >= PREVIEW_MIN_PARAMS:
         return PREVIEW_DTYPE
     return None
 
