@@ -149,3 +149,27 @@ def test_cache_exact_for_other_architectures(arch):
     cached = R2.render(stack.copy(tabs=[tab]))
     assert cached.first_stage > 0
     assert torch.equal(cached.images, R2.render(stack.copy(tabs=[tab]), use_cache=False).images)
+
+
+def test_threads_rendering_one_generator_get_their_own_images():
+    """The inference memos (network.Memo) are shared by every renderer of a generator: two threads rendering
+    different latents at once (the studio's worker and a batch job) must each get exactly their own image."""
+    import threading
+
+    G = random_generator()
+    stacks = [EditStack(seed=s, psi=0.7) for s in (1, 2)]
+    expected = [Renderer(G).render(s, use_cache=False).images for s in stacks]
+    wrong: list[int] = []
+
+    def run(k: int) -> None:
+        R = Renderer(G)
+        for _ in range(40):
+            if not torch.equal(R.render(stacks[k], use_cache=False).images, expected[k]):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong

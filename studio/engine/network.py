@@ -138,19 +138,22 @@ class Memo:
     layer's modulated weights (one w, many renders: a slider scrubbed after this layer), its bias-and-noise term
     and its FIR kernel.  Tensors are compared by storage address, strides, version counter (bumped by every in-place
     write: a loaded state dict, an optimiser step), shape and dtype; the memo holds them, so no storage address is
-    reused while it is the key.  The value is the same computation, so results are bit-identical."""
+    reused while it is the key.  The value is the same computation, so results are bit-identical.  Key, value and
+    inputs are one tuple, read once and replaced whole: threads rendering with the same generator (the studio's
+    worker, a batch job, a statistics measurement) never see one's key with another's value."""
 
     def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._inputs: tuple = ()
-        self._value: Any = None
+        self._entry: tuple[tuple, Any, tuple] | None = None  # (key, value, inputs)
 
     def get(self, inputs: tuple, compute: Callable[[], Any]) -> Any:
         key = tuple((x.data_ptr(), x.stride(), x._version, x.shape, x.dtype) if isinstance(x, Tensor) else x
                     for x in inputs)
-        if key != self._key:
-            self._value, self._key, self._inputs = compute(), key, inputs
-        return self._value
+        entry = self._entry
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = compute()
+        self._entry = (key, value, inputs)
+        return value
 
 
 def upsample2d(img: Tensor, f: Tensor, kernel: Tensor | None = None) -> Tensor:
