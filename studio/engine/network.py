@@ -145,6 +145,9 @@ class Memo:
     def __init__(self) -> None:
         self._entry: tuple[tuple, Any, tuple] | None = None  # (key, value, inputs)
 
+    def __getstate__(self) -> dict:
+        return {"_entry": None}  # a copied or pickled generator (a preview copy, a Ray actor's) starts empty
+
     def get(self, inputs: tuple, compute: Callable[[], Any]) -> Any:
         key = tuple((x.data_ptr(), x.stride(), x._version, x.shape, x.dtype) if isinstance(x, Tensor) else x
                     for x in inputs)
