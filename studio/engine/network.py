@@ -133,6 +133,11 @@ def fir_kernel(f: Tensor, gain: float, channels: int, dtype: torch.dtype) -> Ten
     return (f * gain).to(dtype).flip([0, 1])[None, None].repeat([channels, 1, 1, 1])
 
 
+def kept_fir_kernel(memo: Memo, f: Tensor, channels: int, dtype: torch.dtype) -> Tensor:
+    """fir_kernel(f, 4, channels, dtype) of the 2x upsamplings (gain 4), kept in `memo` while f stays the same."""
+    return memo.get((f, channels, dtype), lambda: fir_kernel(f, 4.0, channels, dtype))
+
+
 class Memo:
     """The last value computed from some inputs, recomputed when any input changes: the inference path keeps a
     layer's modulated weights (one w, many renders: a slider scrubbed after this layer), its bias-and-noise term
@@ -312,11 +317,7 @@ class SynthesisLayer(nn.Module):
         return self._offset.get((noise, g, self.bias, self.noise_strength), compute)
 
     def _fir_kernel(self, dtype: torch.dtype) -> Tensor | None:
-        if not self.up:
-            return None
-        channels = self.weight.shape[0]
-        return self._fir.get((self.resample_filter, dtype),
-                             lambda: fir_kernel(self.resample_filter, 4.0, channels, dtype))
+        return kept_fir_kernel(self._fir, self.resample_filter, self.weight.shape[0], dtype) if self.up else None
 
     def _forward_reduced(self, x: Tensor, w: Tensor, noise: Tensor | None, g: float, clamp: float | None
                          ) -> Tensor:
@@ -360,7 +361,6 @@ class ReducedWeights:
     @classmethod
     def of(cls, weight: Tensor, dtype: torch.dtype) -> ReducedWeights:
         return cls(weight.detach().to(dtype), weight.detach().square().sum(dim=[2, 3]))
-
 
 
 class ToRGB(nn.Module):
@@ -481,8 +481,7 @@ class SynthesisBlock(nn.Module):
     def run_torgb(self, s: SynthesisState, w: Tensor) -> SynthesisState:
         img = None
         if s.img is not None:
-            kernel = self._img_fir.get((self.resample_filter, s.img.shape[1], s.img.dtype),
-                                       lambda: fir_kernel(self.resample_filter, 4.0, s.img.shape[1], s.img.dtype))
+            kernel = kept_fir_kernel(self._img_fir, self.resample_filter, s.img.shape[1], s.img.dtype)
             img = upsample2d(s.img, self.resample_filter, kernel)
         y = self.torgb(s.x, w)
         img = img.add_(y) if img is not None else y

@@ -62,4 +62,3 @@ def preview_generator(G: Generator, dtype: torch.dtype = PREVIEW_DTYPE) -> Gener
             getattr(P.synthesis, name).to(dtype)
         P.synthesis.w_dtype = dtype
     return P
-
