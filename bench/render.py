@@ -26,10 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studio import paths  # noqa: E402
 from studio.engine.edits import EditStack, SpatialTab  # noqa: E402
-from studio.engine.engine import PREVIEW_SKIP_LAST_FROM  # noqa: E402
 from studio.engine.loaders import load_model  # noqa: E402
 from studio.engine.network import Generator, GeneratorConfig, SynthesisState  # noqa: E402
-from studio.engine.precision import DTYPE_NAMES, PREVIEW_ENV, cpu_bf16_native, preview_dtype, preview_generator  # noqa: E402,E501
+from studio.engine.precision import (  # noqa: E402
+    DTYPE_NAMES,
+    PREVIEW_ENV,
+    PREVIEW_SKIP_LAST_FROM,
+    cpu_bf16_native,
+    preview_dtype,
+    preview_generator,
+    preview_stop,
+)
 from studio.engine.renderer import Renderer  # noqa: E402
 
 
@@ -175,8 +182,8 @@ def bench_model(name: str, G: Generator, repeats: int, batch: int) -> None:
         c, pc = cached_ms(R, stack, layer, repeats), cached_ms(P, stack, layer, repeats)
         print(f"{label} preview, re-render from {layer}: {pc:.1f} ms vs fp32 {c:.1f} ms = {c / pc:.2f}x faster "
               f"(same run)")
-        if cfg.architecture == "skip" and cfg.resolution >= PREVIEW_SKIP_LAST_FROM:
-            until = f"b{cfg.resolution // 2}.torgb"
+        until = preview_stop(G)
+        if until is not None:
             ps = cached_ms(P, stack, layer, repeats, until=until)
             print(f"{label} preview without the last block (the studio's, >= {PREVIEW_SKIP_LAST_FROM} px skip "
                   f"models), re-render from {layer}: {ps:.1f} ms = {c / ps:.2f}x faster than fp32 (same run)")

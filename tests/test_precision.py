@@ -8,7 +8,14 @@ import torch
 
 from studio.engine.edits import EditError, EditStack, SpatialTab
 from studio.engine.network import Generator, GeneratorConfig
-from studio.engine.precision import PREVIEW_ENV, PREVIEW_MIN_PARAMS, cpu_bf16_native, preview_dtype, preview_generator
+from studio.engine.precision import (
+    PREVIEW_ENV,
+    PREVIEW_MIN_PARAMS,
+    PREVIEW_SKIP_LAST_FROM,
+    cpu_bf16_native,
+    preview_dtype,
+    preview_generator,
+)
 from studio.engine.renderer import Renderer
 from studio.gui.preview import PreviewSchedule
 from tests.conftest import FIXTURES, random_generator, random_sg3
@@ -115,7 +122,7 @@ def test_previews_while_moving_then_the_exact_frame_once_still():
 
 
 def test_a_large_skip_model_previews_without_its_last_block(monkeypatch, tmp_path):
-    from studio.engine.engine import PREVIEW_SKIP_LAST_FROM, Engine
+    from studio.engine.engine import Engine
     from studio.engine.loaders import load_model, save_model
 
     monkeypatch.setenv(PREVIEW_ENV, "bf16")

@@ -16,12 +16,10 @@ from .loaders import LoadedModel, load_model
 from .modeldata import ModelData
 from .modelindex import ModelIndex
 from .network import upsample2d
-from .precision import DTYPE_NAMES, preview_dtype, preview_generator
+from .precision import DTYPE_NAMES, preview_dtype, preview_generator, preview_stop
 from .recipe import Recipe, RecipeError, read_recipe, recipe_json, write_png
 from .renderer import Renderer, RenderResult, check_finite, pick_device, to_uint8
 from .windowed import Window
-
-PREVIEW_SKIP_LAST_FROM = 256  # px: live previews of skip-architecture models this large skip their last block
 
 
 @dataclass
@@ -105,27 +103,13 @@ class Engine:
         if preview and self.preview_dtype is not None:
             if self._preview is None:  # its own generator copy and cache, built on the first preview
                 self._preview = Renderer(preview_generator(self.renderer.G, self.preview_dtype))
-            until = self._preview_until(capture)
+            until = preview_stop(self.renderer.G, capture)
             result = self._preview.render(stack, capture=capture, use_cache=use_cache, until=until)
             if until is not None:  # the RGB image of the last block but one, upsampled as the skip path does
                 result.images = upsample2d(result.images, self._preview.G.synthesis.b4.resample_filter)
             result.preview = True
             return result
         return self.renderer.render(stack, capture=capture, use_cache=use_cache)
-
-    def _preview_until(self, capture: tuple[str, ...]) -> str | None:
-        """Where a preview stops: for a skip-architecture StyleGAN2 of PREVIEW_SKIP_LAST_FROM px or more, the last
-        block but one's torgb (the last block is a third to a half of the work), unless a layer to capture comes
-        after it; otherwise None (the whole network)."""
-        cfg, R = self.config, self.renderer
-        if getattr(cfg, "family", "") != "stylegan2" or cfg.architecture != "skip":
-            return None
-        if cfg.resolution < PREVIEW_SKIP_LAST_FROM:
-            return None
-        until = f"b{cfg.resolution // 2}.torgb"
-        if any(R.stage_index(name) > R.stage_index(until) for name in capture):
-            return None
-        return until
 
     @property
     def preview_name(self) -> str | None:

@@ -21,6 +21,7 @@ PREVIEW_ENV = "GANSTUDIO_PREVIEW"  # "off": never preview; "bf16": preview in bf
 # 1.05-1.2x, its frames take ~5 ms anyway): such models show exact frames only, unless previews are forced
 PREVIEW_MIN_PARAMS = 5_000_000
 PREVIEW_DTYPE = torch.bfloat16
+PREVIEW_SKIP_LAST_FROM = 256  # px: live previews of skip-architecture models this large skip their last block
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -62,3 +63,17 @@ def preview_generator(G: Generator, dtype: torch.dtype = PREVIEW_DTYPE) -> Gener
             getattr(P.synthesis, name).to(dtype)
         P.synthesis.w_dtype = dtype
     return P
+
+
+def preview_stop(G: Generator, capture: tuple[str, ...] = ()) -> str | None:
+    """The stage a preview stops after: for a skip-architecture StyleGAN2 of PREVIEW_SKIP_LAST_FROM px or more, the
+    last block but one's torgb (the last block is a third to a half of the work), unless a layer to capture comes
+    after it; otherwise None (the whole network)."""
+    cfg = G.cfg
+    if cfg.family != "stylegan2" or cfg.architecture != "skip" or cfg.resolution < PREVIEW_SKIP_LAST_FROM:
+        return None
+    names = [stage.name for stage in G.synthesis.stages]
+    until = f"b{cfg.resolution // 2}.torgb"
+    if any(names.index(name) > names.index(until) for name in capture):
+        return None
+    return until
