@@ -187,11 +187,11 @@ class StudioApp:
         import dearpygui.dearpygui as dpg
 
         done = self.worker.poll()
-        if done is not None and self.preview.takes(done.version, done.error is None and done.result["preview"],
-                                                   self._shown):
+        preview = done is not None and done.error is None and done.result["preview"]
+        if done is not None and self.preview.takes(done.version, preview, self._shown):
             self._shown = done.version
             self._shown_frame = self._frame
-            self.preview.shown(done.error is None and done.result["preview"])
+            self.preview.shown(preview)
             if done.error is not None:
                 self.state.say(f"render failed: {done.error}", error=True)
             else:
