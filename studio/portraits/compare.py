@@ -17,8 +17,7 @@ import torch
 
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
 from ..engine.network import Generator
-from ..engine.renderer import to_uint8
-from .evaluate import fidelity_report, fit_directions, quality_report
+from .evaluate import fidelity_report, fit_directions, quality_report, sample
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, params_from_z
 
@@ -28,16 +27,10 @@ Z_MATCH_SEED = 31337  # the seeds tests/test_bundled.py reads G(z) against rende
 @torch.no_grad()
 def z_match(G: Generator, oracle: Oracle, n: int = 1000, seed: int = Z_MATCH_SEED) -> dict[str, float]:
     """Per attribute, the share of fresh z whose image G(z) (psi 1) the oracle labels as the renderer labels z."""
-    z = np.random.RandomState(seed).randn(n, G.cfg.z_dim).astype(np.float32)
-    pred: dict[str, list] = {}
-    for i in range(0, n, 250):
-        part = predict(oracle, to_uint8(G(torch.from_numpy(z[i:i + 250]), psi=1.0)))
-        for k, v in part.items():
-            if k in ATTRIBUTES:
-                pred.setdefault(k, []).append(v)
-    truth = [params_from_z(x).labels() for x in z]
-    return {k: round(float(np.mean(np.concatenate(v) == np.array([t[k] for t in truth]))), 4)
-            for k, v in pred.items()}
+    imgs, _ = sample(G, n, psi=1.0, seed=seed)  # z = RandomState(seed).randn(n, z_dim)
+    pred = predict(oracle, imgs)
+    truth = [params_from_z(x).labels() for x in np.random.RandomState(seed).randn(n, G.cfg.z_dim)]
+    return {k: round(float(np.mean(pred[k] == np.array([t[k] for t in truth]))), 4) for k in ATTRIBUTES}
 
 
 def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
