@@ -74,6 +74,11 @@ class TrainConfig:
     # the adversarial term trains the synthesis network only (its samples' w detached): the mapping network, the
     # parameter encoder, stays what the reconstruction makes it, so the attribute distribution cannot drift
     adv_synthesis_only: bool = False
+    # pix2pix-style: the adversarial term judges each reconstruction itself (the same z, no style mixing), and the
+    # discriminator also sees that sample's target blurred (real: the target's detail on its own blur; fake: the
+    # generated detail on the target's blur), so the adversarial gradient sharpens toward the target and can only
+    # reward an image that agrees with it: drifting an attribute (hair length, colour) makes a sample *more* fake
+    adv_paired: bool = False
 
 
 PRESETS = {
@@ -105,6 +110,11 @@ PRESETS = {
     "cpu64_sharp": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
                                              "mouth": 4.0}, region_prior=True, adv_weight=0.05, lr=0.0005,
                                adv_highpass=True, adv_synthesis_only=True, ema_kimg=5.0, ema_rampup=0.0),
+    # the adversarial term paired with the reconstruction (adv_paired): D judges each reconstruction's detail on
+    # its own target's blur, so the adversarial gradient can only pull toward the target
+    "cpu64_paired": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
+                                              "mouth": 4.0}, region_prior=True, adv_weight=0.05, lr=0.0005,
+                                adv_highpass=True, adv_paired=True, ema_kimg=5.0, ema_rampup=0.0),
     # the same with an adversarial term for sharpness, for a GPU
     "gpu64": TrainConfig(batch=64, adv_weight=0.1),
     # the GAN recipe of training-notes.md (mapping lr multiplier 0.01), adversarial only
@@ -148,10 +158,11 @@ class DBlock(nn.Module):
 class Discriminator(nn.Module):
     """Residual discriminator: fromRGB, blocks down to 4x4, minibatch std, conv, fc, fc."""
 
-    def __init__(self, resolution: int, channel_base: int, channel_max: int, mbstd_group: int = 4):
+    def __init__(self, resolution: int, channel_base: int, channel_max: int, mbstd_group: int = 4,
+                 in_channels: int = 3):
         super().__init__()
         ch = lambda r: min(channel_base // r, channel_max)  # noqa: E731
-        self.fromrgb = EqConv(3, ch(resolution), 1)
+        self.fromrgb = EqConv(in_channels, ch(resolution), 1)
         self.blocks = nn.ModuleList(DBlock(ch(r), ch(r // 2)) for r in (2**i for i in range(
             int(math.log2(resolution)), 2, -1)))
         self.group = mbstd_group
@@ -233,13 +244,17 @@ def pixel_weights(part_maps: Tensor, table: Tensor, region: Tensor | None) -> Te
 # ------------------------------------------------------------------------------------------------ training
 
 
-def high_pass(img: Tensor) -> Tensor:
-    """The image minus its 5x5 binomial blur (reflect-padded): edges and texture, no colour or layout."""
+def binomial_blur(img: Tensor) -> Tensor:
+    """The image's 5x5 binomial blur (reflect-padded): colour and layout."""
     taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=img.device, dtype=img.dtype)
     k = torch.outer(taps, taps) / 256
     k = k[None, None].repeat(img.shape[1], 1, 1, 1)
-    blur = F.conv2d(F.pad(img, [2, 2, 2, 2], mode="reflect"), k, groups=img.shape[1])
-    return img - blur
+    return F.conv2d(F.pad(img, [2, 2, 2, 2], mode="reflect"), k, groups=img.shape[1])
+
+
+def high_pass(img: Tensor) -> Tensor:
+    """The image minus its 5x5 binomial blur: edges and texture, no colour or layout."""
+    return img - binomial_blur(img)
 
 
 def set_fused(G: Generator, fused: bool) -> None:
@@ -264,7 +279,8 @@ class Trainer:
         self.G = Generator(gcfg).to(device).train()
         set_fused(self.G, False)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.D = Discriminator(gcfg.resolution, gcfg.channel_base, gcfg.channel_max).to(device)
+        self.D = Discriminator(gcfg.resolution, gcfg.channel_base, gcfg.channel_max,
+                               in_channels=6 if cfg.adv_paired else 3).to(device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
         self.probe = nn.Linear(gcfg.w_dim, min(gcfg.z_dim, Z_USED)).to(device)
@@ -342,8 +358,12 @@ class Trainer:
             G.mapping.w_avg.copy_(w.detach().mean(0).lerp(G.mapping.w_avg, self.cfg.w_avg_beta))
         return G.synthesis(ws, noise_mode="const"), w
 
-    def _discriminate(self, img: Tensor) -> Tensor:
-        return self.D(high_pass(img) if self.cfg.adv_highpass else img)
+    def _discriminate(self, img: Tensor, target: Tensor | None = None) -> Tensor:
+        """D's logits; with `adv_paired`, `target` is each image's reconstruction target (its condition)."""
+        x = high_pass(img) if self.cfg.adv_highpass else img
+        if self.cfg.adv_paired:
+            x = torch.cat([x, binomial_blur(target)], 1)
+        return self.D(x)
 
     def train_step(self, z: Tensor, target: Tensor, reals: Tensor, weights: Tensor | None = None) -> dict:
         """One G (and D) step; `weights` [N, 1, H, W] weight the reconstruction per pixel (mean 1 when None)."""
@@ -370,7 +390,11 @@ class Trainer:
                     l1, l2 = (diff.abs() * weights).sum() / norm, (diff.square() * weights).sum() / norm
                 loss = loss + c.recon_weight * (l1 + l2)
                 stats["l1"] = l1.item()
-            if c.adv_weight:
+            if c.adv_weight and c.adv_paired:
+                g_adv = F.softplus(-self._discriminate(fake, target)).mean()
+                loss = loss + c.adv_weight * g_adv
+                stats["g_adv"] = g_adv.item()
+            elif c.adv_weight:
                 fake_adv, _ = self._generate(torch.randn_like(z), mix=True, detach_w=c.adv_synthesis_only)
                 g_adv = F.softplus(-self._discriminate(fake_adv)).mean()
                 loss = loss + c.adv_weight * g_adv
@@ -383,15 +407,23 @@ class Trainer:
             self.opt_p.step()
         # discriminator
         if c.adv_weight:
+            cond = target if c.adv_paired else None  # paired: each real is its own target
+            if c.adv_paired:
+                reals = target
             with autocast:
-                with torch.no_grad():
-                    fake_d, _ = self._generate(torch.randn_like(z), mix=True)
-                d_loss = (F.softplus(self._discriminate(fake_d.detach())).mean()
-                          + F.softplus(-self._discriminate(reals)).mean())
+                if c.adv_paired:
+                    fake_d = fake.detach()  # the reconstruction just made (before this step's G update)
+                else:
+                    with torch.no_grad():
+                        fake_d, _ = self._generate(torch.randn_like(z), mix=True)
+                d_loss = (F.softplus(self._discriminate(fake_d.detach(), cond)).mean()
+                          + F.softplus(-self._discriminate(reals, cond)).mean())
             if self.step % c.r1_interval == 0:
                 gamma = c.r1_gamma if c.r1_gamma is not None else 0.0002 * reals.shape[-1] ** 2 / reals.shape[0]
-                sub = reals[: max(reals.shape[0] // 2, 1)].detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(self._discriminate(sub).sum(), sub, create_graph=True)
+                half = max(reals.shape[0] // 2, 1)
+                sub = reals[:half].detach().requires_grad_(True)
+                sub_cond = None if cond is None else cond[:half]
+                (grad,) = torch.autograd.grad(self._discriminate(sub, sub_cond).sum(), sub, create_graph=True)
                 r1 = grad.square().sum(dim=[1, 2, 3]).mean()
                 d_loss = d_loss + r1 * (gamma / 2) * c.r1_interval
                 stats["r1"] = r1.item()
