@@ -166,3 +166,29 @@ def test_fidelity_measures():
     img[:, :, 32:] = 255
     assert pooled_pixels(img).shape == (1, 16 * 16 * 3) and pooled_pixels(img).max() == 1.0
     assert mean_abs_laplacian(img) > mean_abs_laplacian(np.full_like(img, 128)) == 0.0
+
+
+def test_the_paired_discriminator_judges_each_reconstruction_on_its_own_target(tmp_path):
+    """adv_paired: D sees the image's detail beside its target's blur (6 channels); a real is the target on its own
+    blur, so the same image scores the same as fake or real, and a step trains G and D without fresh samples."""
+    from studio.train.gan import PRESETS, binomial_blur, high_pass
+
+    assert PRESETS["cpu64_paired"].adv_paired and not PRESETS["cpu64_paired"].adv_synthesis_only
+    torch.manual_seed(0)
+    gen = dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=2, mapping_lr_mul=1.0, channel_base=256,
+               channel_max=32, conv_clamp=None)
+    cfg = TrainConfig(generator=gen, batch=4, recon_weight=1.0, adv_weight=0.5, adv_highpass=True, adv_paired=True,
+                      r1_interval=2)
+    t = Trainer(cfg, tmp_path, torch.device("cpu"))
+    assert t.D.fromrgb.weight.shape[1] == 6
+    target = to_float(np.random.RandomState(0).randint(0, 255, (4, 16, 16, 3)).astype(np.uint8), t.device)
+    with torch.no_grad():
+        expected = t.D(torch.cat([high_pass(target), binomial_blur(target)], 1))
+        assert torch.equal(t._discriminate(target, target), expected)
+    d0 = [p.clone() for p in t.D.parameters()]
+    seen = set()
+    for _ in range(2):
+        seen |= set(t.train_step(torch.randn(4, 16), target, torch.full_like(target, float("nan"))))
+    assert {"l1", "g_adv", "d", "r1"} <= seen
+    assert all(torch.isfinite(p).all() for p in t.D.parameters())  # the (NaN) reals argument is not read
+    assert any(not torch.equal(a, b) for a, b in zip(t.D.parameters(), d0, strict=True))

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -81,6 +81,10 @@ class TrainConfig:
     adv_paired: bool = False
 
 
+_CPU64_SHARP = TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
+                                         "mouth": 4.0}, region_prior=True, adv_weight=0.05, lr=0.0005,
+                           adv_highpass=True, adv_synthesis_only=True, ema_kimg=5.0, ema_rampup=0.0)
+
 PRESETS = {
     # The bundled model on a 2-core CPU: pure reconstruction, 64 px.  The mapping network is the parameter
     # encoder here and must learn every attribute from z in a few thousand steps, so its lr multiplier is 1
@@ -107,14 +111,10 @@ PRESETS = {
     # (the detail-only discriminator alone: FD 4.1x its floor after 7 kimg, sharpness 0.94), with the adversarial
     # gradient kept out of the mapping network (3.4x, 0.95 after 5 kimg) and an EMA that starts at the shipped
     # weights without ramp-up (a fine-tune's EMA should not follow the noisy generator from its first step)
-    "cpu64_sharp": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
-                                             "mouth": 4.0}, region_prior=True, adv_weight=0.05, lr=0.0005,
-                               adv_highpass=True, adv_synthesis_only=True, ema_kimg=5.0, ema_rampup=0.0),
-    # the adversarial term paired with the reconstruction (adv_paired): D judges each reconstruction's detail on
-    # its own target's blur, so the adversarial gradient can only pull toward the target
-    "cpu64_paired": TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
-                                              "mouth": 4.0}, region_prior=True, adv_weight=0.05, lr=0.0005,
-                                adv_highpass=True, adv_paired=True, ema_kimg=5.0, ema_rampup=0.0),
+    "cpu64_sharp": _CPU64_SHARP,
+    # cpu64_sharp with the adversarial term paired with the reconstruction (adv_paired): D judges each
+    # reconstruction's detail on its own target's blur, so the adversarial gradient can only pull toward the target
+    "cpu64_paired": replace(_CPU64_SHARP, adv_synthesis_only=False, adv_paired=True),
     # the same with an adversarial term for sharpness, for a GPU
     "gpu64": TrainConfig(batch=64, adv_weight=0.1),
     # the GAN recipe of training-notes.md (mapping lr multiplier 0.01), adversarial only
@@ -366,7 +366,8 @@ class Trainer:
         return self.D(x)
 
     def train_step(self, z: Tensor, target: Tensor, reals: Tensor, weights: Tensor | None = None) -> dict:
-        """One G (and D) step; `weights` [N, 1, H, W] weight the reconstruction per pixel (mean 1 when None)."""
+        """One G (and D) step; `weights` [N, 1, H, W] weight the reconstruction per pixel (mean 1 when None);
+        `reals` are unused with `adv_paired` (each target is its own real)."""
         c = self.cfg
         for opt in (self.opt_g, self.opt_d, self.opt_p):
             for g in opt.param_groups:
@@ -390,13 +391,12 @@ class Trainer:
                     l1, l2 = (diff.abs() * weights).sum() / norm, (diff.square() * weights).sum() / norm
                 loss = loss + c.recon_weight * (l1 + l2)
                 stats["l1"] = l1.item()
-            if c.adv_weight and c.adv_paired:
-                g_adv = F.softplus(-self._discriminate(fake, target)).mean()
-                loss = loss + c.adv_weight * g_adv
-                stats["g_adv"] = g_adv.item()
-            elif c.adv_weight:
-                fake_adv, _ = self._generate(torch.randn_like(z), mix=True, detach_w=c.adv_synthesis_only)
-                g_adv = F.softplus(-self._discriminate(fake_adv)).mean()
+            if c.adv_weight:
+                if c.adv_paired:  # the reconstruction itself, judged against its own target
+                    g_adv = F.softplus(-self._discriminate(fake, target)).mean()
+                else:
+                    fake_adv, _ = self._generate(torch.randn_like(z), mix=True, detach_w=c.adv_synthesis_only)
+                    g_adv = F.softplus(-self._discriminate(fake_adv)).mean()
                 loss = loss + c.adv_weight * g_adv
                 stats["g_adv"] = g_adv.item()
         self.opt_g.zero_grad(set_to_none=True)
@@ -407,16 +407,14 @@ class Trainer:
             self.opt_p.step()
         # discriminator
         if c.adv_weight:
-            cond = target if c.adv_paired else None  # paired: each real is its own target
-            if c.adv_paired:
-                reals = target
+            cond = target if c.adv_paired else None
             with autocast:
-                if c.adv_paired:
-                    fake_d = fake.detach()  # the reconstruction just made (before this step's G update)
+                if c.adv_paired:  # each real is its own target; the fake, the reconstruction made above
+                    reals, fake_d = target, fake.detach()
                 else:
                     with torch.no_grad():
                         fake_d, _ = self._generate(torch.randn_like(z), mix=True)
-                d_loss = (F.softplus(self._discriminate(fake_d.detach(), cond)).mean()
+                d_loss = (F.softplus(self._discriminate(fake_d, cond)).mean()
                           + F.softplus(-self._discriminate(reals, cond)).mean())
             if self.step % c.r1_interval == 0:
                 gamma = c.r1_gamma if c.r1_gamma is not None else 0.0002 * reals.shape[-1] ** 2 / reals.shape[0]
@@ -515,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         idx = rng.integers(0, len(zs), cfg.batch)
         z = torch.from_numpy(zs[idx]).to(device)
         target = to_float(imgs[idx], device)
-        reals = to_float(imgs[rng.integers(0, len(zs), cfg.batch)], device) if cfg.adv_weight else target
+        unpaired_adv = cfg.adv_weight and not cfg.adv_paired
+        reals = to_float(imgs[rng.integers(0, len(zs), cfg.batch)], device) if unpaired_adv else target
         weights = None
         if weight_table is not None:
             weights = pixel_weights(torch.from_numpy(parts[idx]).to(device), weight_table, region)
