@@ -95,3 +95,30 @@ def test_argmax_flip_ceiling():
     ceilings = [argmax_flip_ceiling(k) for k in (3, 6, 8)]
     assert ceilings == sorted(ceilings, reverse=True)  # more classes, less room
     assert abs(ceilings[0] - 0.888) < 0.01 and abs(ceilings[2] - 0.714) < 0.01
+
+
+def test_relabelled_z_renders_the_given_labels_and_keeps_the_rest():
+    """fd_sources re-renders each z with the labels a generator showed: every attribute must take the given label,
+    and the continuous parameters (face position, size, hues) must not move."""
+    from studio.portraits.fd_sources import relabel_z
+
+    z = np.random.RandomState(3).randn(300, 64)
+    rng = np.random.RandomState(4)
+    labels = {name: rng.randint(len(values), size=len(z)) for name, values in ATTRIBUTES.items()}
+    moved = relabel_z(z, labels, list(ATTRIBUTES))
+    for i in range(len(z)):
+        before, after = params_from_z(z[i]), params_from_z(moved[i])
+        assert after.labels() == {name: int(labels[name][i]) for name in ATTRIBUTES}
+        for name in ("face_x", "face_y", "face_w", "face_h", "eye_size", "bg_hue", "clothes_hue", "openness"):
+            assert abs(getattr(after, name) - getattr(before, name)) < 1e-12  # |z| kept, up to rounding
+    only_bangs = relabel_z(z, labels, ["bangs"])
+    assert all(params_from_z(only_bangs[i]).hair_colour == params_from_z(z[i]).hair_colour for i in range(len(z)))
+
+
+def test_variance_ratio_of_a_shrunk_set_is_the_square_of_its_factor():
+    from studio.portraits.fd_sources import variance_ratios
+
+    x = np.random.RandomState(5).randn(500, 12) * np.linspace(0.5, 3.0, 12)
+    shrunk = x.mean(0) + 0.8 * (x - x.mean(0))
+    ratios = variance_ratios(shrunk, x, ((0, 4), (4, 12)))
+    assert all(abs(v - 0.64) < 1e-9 for v in ratios.values()), ratios

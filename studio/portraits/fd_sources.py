@@ -1,0 +1,106 @@
+"""Where a generator's Frechet distance to renders comes from: its attribute mistakes, or its images' variance.
+
+For n fresh z it compares G(z) with render(z) on the FD's pooled pixels:
+  relabelled   render each z again with the oracle's labels of G(z) (one attribute, then all): the FD those renders
+               reach is what the model's attribute mistakes alone cost
+  mean term    |mu_G - mu_renders|^2
+  variance     G's variance over the renders', in total and on the renders' principal components
+  shrunk       renders pulled toward their mean by a factor: the FD of an image set that varies too little
+
+    python -m studio.portraits.fd_sources --model MODEL [--n 1000]
+
+Figures are printed as multiples of the renders-vs-renders floor of evaluate.fidelity_report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from ..engine.network import Generator
+from .evaluate import frechet_distance, pooled_pixels, render_samples, sample
+from .oracle import Oracle, predict
+from .render import ATTRIBUTES, Z_LAYOUT, render_dataset
+
+
+def relabel_z(z: np.ndarray, labels: dict[str, np.ndarray], attributes: list[str]) -> np.ndarray:
+    """A copy of z [n, z_dim] whose renders take `labels` for `attributes` and keep everything else.
+
+    A categorical attribute swaps its argmax coordinate with the wanted class's, a binary one flips its coordinate's
+    sign: both keep |z|, so the continuous parameters (read after z's 2nd-moment normalisation) do not move."""
+    z = np.array(z, dtype=np.float64, copy=True)
+    for name in attributes:
+        s = Z_LAYOUT[name]
+        want = np.asarray(labels[name]).astype(int)
+        rows = np.arange(len(z))
+        if s.stop - s.start > 1:
+            cur = s.start + np.argmax(z[:, s], axis=1)
+            tgt = s.start + want
+            a, b = z[rows, cur].copy(), z[rows, tgt].copy()
+            z[rows, cur], z[rows, tgt] = b, a
+        else:
+            wrong = (z[:, s.start] > 0).astype(int) != want
+            z[wrong, s.start] = -z[wrong, s.start]
+    return z
+
+
+def variance_ratios(feats: np.ndarray, reference: np.ndarray, bands: tuple[tuple[int, int], ...]) -> dict:
+    """feats' variance over reference's: in total, and mean per principal component of reference in each band."""
+    c_f, c_r = np.cov(feats, rowvar=False), np.cov(reference, rowvar=False)
+    vals, vecs = np.linalg.eigh(c_r)
+    vals, vecs = vals[::-1], vecs[:, ::-1]
+    on_pcs = np.einsum("ij,jk,ki->i", vecs.T, c_f, vecs)
+    out = {"total": float(np.trace(c_f) / np.trace(c_r))}
+    for lo, hi in bands:
+        out[f"pcs_{lo}_{hi}"] = float(np.mean(on_pcs[lo:hi] / vals[lo:hi]))
+    return out
+
+
+@torch.no_grad()
+def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> dict:
+    """The figures of the module docstring for G at psi 1, as multiples of the renders' floor."""
+    size = G.cfg.resolution
+    ref = pooled_pixels(render_samples(n, G.cfg.z_dim, 7001, size))
+    floor = frechet_distance(pooled_pixels(render_samples(n, G.cfg.z_dim, 7002, size)), ref)
+    imgs, _ = sample(G, n, 1.0, seed=seed)
+    z = np.random.RandomState(seed).randn(n, G.cfg.z_dim)
+    gen, renders = pooled_pixels(imgs), pooled_pixels(render_dataset(z, size)[0])
+    labels = predict(oracle, imgs)
+
+    def rel(x: np.ndarray) -> float:
+        return round(frechet_distance(x, ref) / floor, 3)
+
+    names = list(ATTRIBUTES)
+    relabelled = {name: rel(pooled_pixels(render_dataset(relabel_z(z, labels, [name]), size)[0])) for name in names}
+    relabelled["all"] = rel(pooled_pixels(render_dataset(relabel_z(z, labels, names), size)[0]))
+    mean = renders.mean(0)
+    return {"n": n, "floor": round(floor, 4), "generator": rel(gen), "renders_of_the_same_z": rel(renders),
+            "relabelled": relabelled,
+            "mean_term": round(float(((gen.mean(0) - ref.mean(0)) ** 2).sum() / floor), 3),
+            "variance_over_renders": {k: round(v, 3) for k, v in
+                                      variance_ratios(gen, renders, ((0, 20), (20, 100))).items()},
+            "renders_shrunk": {str(s): rel(mean + s * (renders - mean)) for s in (0.9, 0.95)}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .. import paths
+    from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
+    from .oracle import load_oracle
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(paths.bundled_model() or ""))
+    ap.add_argument("--oracle", default=str(paths.oracle()))
+    ap.add_argument("--n", type=int, default=1000)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    G = load_model(args.model).generator
+    G.mapping.w_avg.copy_(estimate_w_avg(G, W_AVG_SAMPLES, seed=0))  # as bundling and compare do
+    print(json.dumps(fd_sources(G, load_oracle(args.oracle), args.n), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
