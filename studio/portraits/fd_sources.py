@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..engine.network import Generator
-from .evaluate import frechet_distance, pooled_pixels, render_samples, sample
+from .evaluate import frechet_distance, pooled_pixels, reference_renders, sample
 from .oracle import Oracle, predict
 from .render import ATTRIBUTES, Z_LAYOUT, render_dataset
 
@@ -32,18 +32,15 @@ def relabel_z(z: np.ndarray, labels: dict[str, np.ndarray], attributes: list[str
     A categorical attribute swaps its argmax coordinate with the wanted class's, a binary one flips its coordinate's
     sign: both keep |z|, so the continuous parameters (read after z's 2nd-moment normalisation) do not move."""
     z = np.array(z, dtype=np.float64, copy=True)
+    rows = np.arange(len(z))
     for name in attributes:
         s = Z_LAYOUT[name]
         want = np.asarray(labels[name]).astype(int)
-        rows = np.arange(len(z))
         if s.stop - s.start > 1:
-            cur = s.start + np.argmax(z[:, s], axis=1)
-            tgt = s.start + want
-            a, b = z[rows, cur].copy(), z[rows, tgt].copy()
-            z[rows, cur], z[rows, tgt] = b, a
+            cur, tgt = s.start + np.argmax(z[:, s], axis=1), s.start + want
+            z[rows, cur], z[rows, tgt] = z[rows, tgt], z[rows, cur]  # fancy indexing reads copies: a swap
         else:
-            wrong = (z[:, s.start] > 0).astype(int) != want
-            z[wrong, s.start] = -z[wrong, s.start]
+            z[(z[:, s.start] > 0).astype(int) != want, s.start] *= -1
     return z
 
 
@@ -63,8 +60,8 @@ def variance_ratios(feats: np.ndarray, reference: np.ndarray, bands: tuple[tuple
 def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> dict:
     """The figures of the module docstring for G at psi 1, as multiples of the renders' floor."""
     size = G.cfg.resolution
-    ref = pooled_pixels(render_samples(n, G.cfg.z_dim, 7001, size))
-    floor = frechet_distance(pooled_pixels(render_samples(n, G.cfg.z_dim, 7002, size)), ref)
+    reference, floor = reference_renders(n, G.cfg.z_dim, size)
+    ref = pooled_pixels(reference)
     imgs, _ = sample(G, n, 1.0, seed=seed)
     z = np.random.RandomState(seed).randn(n, G.cfg.z_dim)
     gen, renders = pooled_pixels(imgs), pooled_pixels(render_dataset(z, size)[0])
@@ -87,7 +84,7 @@ def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> 
 
 def main(argv: list[str] | None = None) -> int:
     from .. import paths
-    from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
+    from ..engine.loaders import load_model
     from .oracle import load_oracle
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=1000)
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    G = load_model(args.model).generator
-    G.mapping.w_avg.copy_(estimate_w_avg(G, W_AVG_SAMPLES, seed=0))  # as bundling and compare do
+    G = load_model(args.model).generator  # sampled at psi 1 only: its average latent is not read
     print(json.dumps(fd_sources(G, load_oracle(args.oracle), args.n), indent=1))
     return 0
 
