@@ -192,3 +192,51 @@ def test_the_paired_discriminator_judges_each_reconstruction_on_its_own_target(t
     assert {"l1", "g_adv", "d", "r1"} <= seen
     assert all(torch.isfinite(p).all() for p in t.D.parameters())  # the (NaN) reals argument is not read
     assert any(not torch.equal(a, b) for a, b in zip(t.D.parameters(), d0, strict=True))
+
+
+def test_frozen_noise_strengths_stay_while_the_rest_trains(tmp_path):
+    """freeze_noise: an adversarial step moves the synthesis weights but no layer's noise strength (which an
+    adversarial fine-tune with constant noise otherwise grows into a fixed texture)."""
+    torch.manual_seed(0)
+    gen = dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=2, mapping_lr_mul=1.0, channel_base=256,
+               channel_max=32, conv_clamp=None)
+    target = to_float(np.random.RandomState(0).randint(0, 255, (4, 16, 16, 3)).astype(np.uint8), torch.device("cpu"))
+    moved = {}
+    for freeze in (False, True):
+        cfg = TrainConfig(generator=gen, batch=4, recon_weight=1.0, adv_weight=1.0, adv_paired=True,
+                          freeze_noise=freeze)
+        t = Trainer(cfg, tmp_path / str(freeze), torch.device("cpu"))
+        before = {n: p.clone() for n, p in t.G.named_parameters()}
+        for _ in range(3):
+            t.train_step(torch.randn(4, 16), target, target)
+        after = dict(t.G.named_parameters())
+        noise = [n for n in before if n.endswith("noise_strength")]
+        assert noise
+        moved[freeze] = (any(not torch.equal(before[n], after[n]) for n in noise),
+                         any(not torch.equal(before[n], after[n]) for n in before if n not in noise))
+    assert moved[False] == (True, True)  # unfrozen, the strengths train too
+    assert moved[True] == (False, True)
+
+
+def test_the_command_line_sets_the_fine_tune_options(tmp_path, monkeypatch):
+    """--lr, --adv-whole and --freeze-noise reach the config the trainer is built with."""
+    import studio.train.gan as gan
+
+    built = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_trainer(cfg, out, device):
+        built["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(gan, "Trainer", fake_trainer)
+    monkeypatch.setattr(gan, "make_dataset", lambda n, z_dim, res, seed, path, procs: (
+        np.zeros((1, z_dim), np.float32), np.zeros((1, res, res, 3), np.uint8), np.zeros((1, res, res), np.uint8)))
+    with pytest.raises(Stop):
+        gan.main(["--preset", "cpu64_paired", "--out", str(tmp_path), "--lr", "0.0001", "--adv-whole",
+                  "--freeze-noise"])
+    cfg = built["cfg"]
+    assert cfg.lr == 0.0001 and not cfg.adv_highpass and cfg.freeze_noise and cfg.adv_paired
+    assert gan.PRESETS["cpu64_paired"].adv_highpass and not gan.PRESETS["cpu64_paired"].freeze_noise

@@ -79,6 +79,9 @@ class TrainConfig:
     # generated detail on the target's blur), so the adversarial gradient sharpens toward the target and can only
     # reward an image that agrees with it: drifting an attribute (hair length, colour) makes a sample *more* fake
     adv_paired: bool = False
+    # keep every layer's noise strength where the init left it: with constant noise an adversarial fine-tune grows
+    # them into a fixed texture (cpu64_paired on the shipped model: b64's strength 0 -> 0.017 in 19 kimg, streaks)
+    freeze_noise: bool = False
 
 
 _CPU64_SHARP = TrainConfig(part_weights={"left_eye": 16.0, "right_eye": 16.0, "cheeks": 6.0, "hairband": 4.0,
@@ -278,6 +281,10 @@ class Trainer:
         gcfg = GeneratorConfig(**cfg.generator)
         self.G = Generator(gcfg).to(device).train()
         set_fused(self.G, False)
+        if cfg.freeze_noise:
+            for name, p in self.G.named_parameters():
+                if name.endswith("noise_strength"):
+                    p.requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.D = Discriminator(gcfg.resolution, gcfg.channel_base, gcfg.channel_max,
                                in_channels=6 if cfg.adv_paired else 3).to(device)
@@ -468,19 +475,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=os.cpu_count(), help="processes rendering the dataset")
     ap.add_argument("--dataset-size", type=int)
     ap.add_argument("--batch", type=int)
+    ap.add_argument("--lr", type=float, help="learning rate of G and D (a fine-tune of a converged model: lower)")
     ap.add_argument("--lr-decay-kimg", type=float)
     ap.add_argument("--probe-weight", type=float, help="weight of the z probe on w (0: none)")
     ap.add_argument("--adv-weight", type=float, help="weight of the adversarial term (0: none)")
     ap.add_argument("--part-weight", action="append", default=[], metavar="PART=W",
                     help="override one of the preset's part weights (repeatable), e.g. cheeks=24")
+    ap.add_argument("--adv-whole", action="store_true",
+                    help="the discriminator sees the whole image, not only its detail (adv_highpass off)")
+    ap.add_argument("--freeze-noise", action="store_true", help="keep the layers' noise strengths fixed")
     ap.add_argument("--init", type=Path, help="start a new run from this generator's weights (ignored on resume)")
     ap.add_argument("--save-every", type=float, default=3.0, help="minutes between checkpoints")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = copy.deepcopy(PRESETS[args.preset])
-    for k in ("dataset_size", "batch", "lr_decay_kimg", "probe_weight", "adv_weight"):
+    for k in ("dataset_size", "batch", "lr", "lr_decay_kimg", "probe_weight", "adv_weight"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
+    if args.adv_whole:
+        cfg.adv_highpass = False
+    if args.freeze_noise:
+        cfg.freeze_noise = True
     for item in args.part_weight:
         part, _, weight = item.partition("=")
         if part not in PART_INDEX:
