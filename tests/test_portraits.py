@@ -122,3 +122,25 @@ def test_variance_ratio_of_a_shrunk_set_is_the_square_of_its_factor():
     shrunk = x.mean(0) + 0.8 * (x - x.mean(0))
     ratios = variance_ratios(shrunk, x, ((0, 4), (4, 12)))
     assert all(abs(v - 0.64) < 1e-9 for v in ratios.values()), ratios
+
+
+def test_skin_tone_is_read_back_from_the_pixels_of_every_render():
+    """The oracle has no skin-tone head: evaluate.skin_tones reads the tone from the pixels inside a skin mask.  On
+    renders with their own part maps it must give each render's tone; a blend snaps to the nearest tone, and an
+    image without skin reads -1 (and relabel_z then keeps that row's own tone)."""
+    from studio.portraits.evaluate import skin_tones
+    from studio.portraits.fd_sources import relabel_z
+    from studio.portraits.render import PART_INDEX, SKIN_TONES
+
+    z = np.random.RandomState(8).randn(200, 64)
+    imgs, parts, params = render_dataset(z, 64)
+    truth = np.array([p.skin for p in params])
+    assert set(truth) == set(range(len(SKIN_TONES)))
+    assert np.array_equal(skin_tones(imgs, parts), truth)
+    face = np.full((1, 16, 16), PART_INDEX["skin"], np.uint8)
+    near_tan = np.full((1, 16, 16, 3), np.array(SKIN_TONES[2]) * 0.8 + np.array(SKIN_TONES[1]) * 0.2, np.uint8)
+    assert skin_tones(near_tan, face).tolist() == [2]
+    assert skin_tones(near_tan, np.zeros_like(face)).tolist() == [-1]
+    wanted = np.where(np.arange(200) % 2 == 0, -1, (truth + 1) % len(SKIN_TONES))
+    moved = relabel_z(z, {"skin": wanted}, ["skin"])
+    assert [params_from_z(m).skin for m in moved] == np.where(wanted < 0, truth, wanted).tolist()

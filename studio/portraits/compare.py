@@ -17,7 +17,7 @@ import torch
 
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
 from ..engine.network import Generator
-from .evaluate import fidelity_report, fit_directions, quality_report, sample
+from .evaluate import fidelity_report, fit_directions, quality_report, sample, skin_tones
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, params_from_z
 
@@ -26,11 +26,15 @@ Z_MATCH_SEED = 31337  # the seeds tests/test_bundled.py reads G(z) against rende
 
 @torch.no_grad()
 def z_match(G: Generator, oracle: Oracle, n: int = 1000, seed: int = Z_MATCH_SEED) -> dict[str, float]:
-    """Per attribute, the share of fresh z whose image G(z) (psi 1) the oracle labels as the renderer labels z."""
+    """Per attribute, the share of fresh z whose image G(z) (psi 1) the oracle labels as the renderer labels z (skin:
+    the tone evaluate.skin_tones reads inside the oracle's skin mask)."""
     imgs, _ = sample(G, n, psi=1.0, seed=seed)  # z = RandomState(seed).randn(n, z_dim)
     pred = predict(oracle, imgs)
-    truth = [params_from_z(x).labels() for x in np.random.RandomState(seed).randn(n, G.cfg.z_dim)]
-    return {k: round(float(np.mean(pred[k] == np.array([t[k] for t in truth]))), 4) for k in ATTRIBUTES}
+    pred["skin"] = skin_tones(imgs, pred["parts"])
+    params = [params_from_z(x) for x in np.random.RandomState(seed).randn(n, G.cfg.z_dim)]
+    truth = {**{k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES},
+             "skin": np.array([p.skin for p in params])}
+    return {k: round(float(np.mean(pred[k] == truth[k])), 4) for k in truth}
 
 
 def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:

@@ -5,7 +5,9 @@
 Valid portrait: one face (the largest skin component covers >= 8% of the image and it is near the middle),
 two eyes (each >= 6 pixels, left of centre / right of centre, above the mouth), one mouth (>= 4 pixels, below the
 eyes, between them horizontally).  Attribute spread: every value of every attribute in >= 2% of samples, and the
-total variation distance between the oracle's attribute distribution on generated images and the dataset's.
+total variation distance between the oracle's attribute distribution on generated images and the dataset's.  The
+oracle has no skin-tone head; skin tone is read from the pixels (`skin_tones`: the nearest of the renderer's tones to
+the median colour inside the oracle's skin mask) and reported beside the attributes.
 Fidelity: the Frechet distance between generated images and fresh renders on down-sampled pixels (16x16x3), beside
 the renders' own floor (two independent sets of renders), and sharpness as the ratio of mean |Laplacian| to the
 renders'.
@@ -24,11 +26,28 @@ from ..engine.edits import Direction
 from ..engine.network import Generator
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
-from .render import ATTRIBUTES, PART_INDEX, params_from_z, render_dataset
+from .render import ATTRIBUTES, PART_INDEX, SKIN_TONES, params_from_z, render_dataset
 
 MIN_FACE = 0.08
 MIN_EYE = 6
 MIN_MOUTH = 4
+SKIN_TONE_NAMES = ("light", "warm", "tan", "pale")  # the renderer's SKIN_TONES, in order
+SKIN_ERODE = 2  # pixels of the skin mask left out at its edge (outlines, shading, blush and neck shadow)
+
+
+def skin_tones(imgs: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """[n] index into SKIN_TONES nearest (RGB) to each image's median colour over its eroded skin mask (-1: none)."""
+    tones = np.asarray(SKIN_TONES, np.float64)
+    out = np.full(len(imgs), -1, np.int64)
+    for i, (img, part) in enumerate(zip(imgs, parts, strict=True)):
+        core = part == PART_INDEX["skin"]
+        for _ in range(SKIN_ERODE):  # 4-neighbour erosion; the image border counts as outside
+            padded = np.pad(core, 1)
+            core = core & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        if core.any():
+            colour = np.median(img[core].astype(np.float64), axis=0)
+            out[i] = int(np.argmin(((tones - colour) ** 2).sum(1)))
+    return out
 
 
 @torch.no_grad()
@@ -87,8 +106,11 @@ def valid_portrait(parts: np.ndarray) -> bool:
 
 def dataset_distribution(n: int = 20_000, z_dim: int = 64, seed: int = 5) -> dict[str, np.ndarray]:
     z = np.random.RandomState(seed).randn(n, z_dim)
-    labels = [params_from_z(x).labels() for x in z]
-    return {k: np.bincount([lab[k] for lab in labels], minlength=len(v)) / n for k, v in ATTRIBUTES.items()}
+    params = [params_from_z(x) for x in z]
+    labels = [p.labels() for p in params]
+    dist = {k: np.bincount([lab[k] for lab in labels], minlength=len(v)) / n for k, v in ATTRIBUTES.items()}
+    dist["skin"] = np.bincount([p.skin for p in params], minlength=len(SKIN_TONES)) / n
+    return dist
 
 
 def quality_report(G: Generator, oracle: Oracle, n: int = 1000, psis: tuple[float, ...] = (0.7, 1.0)) -> dict:
@@ -99,8 +121,9 @@ def quality_report(G: Generator, oracle: Oracle, n: int = 1000, psis: tuple[floa
         pred = predict(oracle, imgs)
         valid = float(np.mean([valid_portrait(p) for p in pred["parts"]]))
         attrs = {}
-        for k, classes in ATTRIBUTES.items():
-            freq = np.bincount(pred[k], minlength=len(classes)) / n
+        read = {**{k: pred[k] for k in ATTRIBUTES}, "skin": skin_tones(imgs, pred["parts"])}
+        for k, classes in {**ATTRIBUTES, "skin": SKIN_TONE_NAMES}.items():
+            freq = np.bincount(read[k][read[k] >= 0], minlength=len(classes)) / n
             attrs[k] = {"freq": {c: round(float(f), 4) for c, f in zip(classes, freq, strict=True)},
                         "min_freq": round(float(freq.min()), 4),
                         "tv_distance": round(float(0.5 * np.abs(freq - data_dist[k]).sum()), 4)}

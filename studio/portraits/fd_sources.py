@@ -1,8 +1,8 @@
 """Where a generator's Frechet distance to renders comes from: its attribute mistakes, or its images' variance.
 
 For n fresh z it compares G(z) with render(z) on the FD's pooled pixels:
-  relabelled   render each z again with the oracle's labels of G(z) (one attribute, then all): the FD those renders
-               reach is what the model's attribute mistakes alone cost
+  relabelled   render each z again with the oracle's labels of G(z) (one attribute, then all; skin tone read from
+               the pixels): the FD those renders reach is what the model's attribute mistakes alone cost
   mean term    |mu_G - mu_renders|^2
   variance     G's variance over the renders', in total and on the renders' principal components
   shrunk       renders pulled toward their mean by a factor: the FD of an image set that varies too little
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..engine.network import Generator
-from .evaluate import frechet_distance, pooled_pixels, reference_renders, sample
+from .evaluate import frechet_distance, pooled_pixels, reference_renders, sample, skin_tones
 from .oracle import Oracle, predict
 from .render import ATTRIBUTES, Z_LAYOUT, render_dataset
 
@@ -30,17 +30,20 @@ def relabel_z(z: np.ndarray, labels: dict[str, np.ndarray], attributes: list[str
     """A copy of z [n, z_dim] whose renders take `labels` for `attributes` and keep everything else.
 
     A categorical attribute swaps its argmax coordinate with the wanted class's, a binary one flips its coordinate's
-    sign: both keep |z|, so the continuous parameters (read after z's 2nd-moment normalisation) do not move."""
+    sign: both keep |z|, so the continuous parameters (read after z's 2nd-moment normalisation) do not move.  A label
+    of -1 (not read) keeps that row's own value."""
     z = np.array(z, dtype=np.float64, copy=True)
     rows = np.arange(len(z))
     for name in attributes:
         s = Z_LAYOUT[name]
         want = np.asarray(labels[name]).astype(int)
         if s.stop - s.start > 1:
-            cur, tgt = s.start + np.argmax(z[:, s], axis=1), s.start + want
+            own = np.argmax(z[:, s], axis=1)
+            cur, tgt = s.start + own, s.start + np.where(want < 0, own, want)
             z[rows, cur], z[rows, tgt] = z[rows, tgt], z[rows, cur]  # fancy indexing reads copies: a swap
         else:
-            z[(z[:, s.start] > 0).astype(int) != want, s.start] *= -1
+            own = (z[:, s.start] > 0).astype(int)
+            z[(want >= 0) & (own != want), s.start] *= -1
     return z
 
 
@@ -66,11 +69,12 @@ def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> 
     z = np.random.RandomState(seed).randn(n, G.cfg.z_dim)
     gen, renders = pooled_pixels(imgs), pooled_pixels(render_dataset(z, size)[0])
     labels = predict(oracle, imgs)
+    labels["skin"] = skin_tones(imgs, labels["parts"])  # -1 (no skin found) keeps the render's own tone below
 
     def rel(x: np.ndarray) -> float:
         return round(frechet_distance(x, ref) / floor, 3)
 
-    names = list(ATTRIBUTES)
+    names = [*ATTRIBUTES, "skin"]
     relabelled = {name: rel(pooled_pixels(render_dataset(relabel_z(z, labels, [name]), size)[0])) for name in names}
     relabelled["all"] = rel(pooled_pixels(render_dataset(relabel_z(z, labels, names), size)[0]))
     mean = renders.mean(0)
