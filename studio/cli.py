@@ -170,8 +170,16 @@ def plan_job(eng, args: argparse.Namespace):
     return plan(eng, args.job, stack, job_args)
 
 
-def _sigterm_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _Interrupts:
+    """SIGINT and SIGTERM as KeyboardInterrupt, remembered: a KeyboardInterrupt raised while Python runs a
+    finaliser (__del__, a weakref callback) is printed and dropped, so the batch loop also checks `seen`."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum, frame) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -217,16 +225,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 print(f"ray: {'started a local cluster' if started else 'joined ' + args.ray} in {seconds:.1f} s",
                       file=sys.stderr)
         bar = progress(None, len(job.items), job.kind, args.quiet)
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        interrupts = _Interrupts()
+        previous = {sig: signal.signal(sig, interrupts) for sig in (signal.SIGINT, signal.SIGTERM)}
+        run = job.run(eng, args.out, cancel, plugins=plugins, folder=folder, backend=backend)
         try:
-            for p in job.run(eng, args.out, cancel, plugins=plugins, folder=folder, backend=backend):
+            for p in run:
                 bar.update(p.done - bar.n)
                 folder = p.folder
+                if interrupts.seen:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             cancel.set()
+            run.close()  # the job records "interrupted" in its manifest now, not whenever it is collected
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             bar.close()
     manifest = json.loads((folder / "manifest.json").read_text()) if folder else {}
     failed = manifest.get("failed") or {}

@@ -102,6 +102,40 @@ def test_interrupt_leaves_a_true_manifest(small_model, tmp_path, sig):
     assert not list(folder.glob(".*.tmp"))
 
 
+class _SignalsFromAFinaliser:
+    """Sends SIGTERM to this process from inside __del__: Python raises the handler's KeyboardInterrupt there,
+    prints "Exception ignored" and drops it (the rare way a real Ctrl-C used to be lost and a batch ran on)."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_an_interrupt_dropped_inside_a_finaliser_still_stops_the_batch(small_model, tmp_path, monkeypatch):
+    from studio import cli
+
+    render = jobs.render_chunk
+    calls = []
+
+    def render_and_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            _SignalsFromAFinaliser()  # collected at once: the signal arrives inside its __del__
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "render_chunk", render_and_signal)
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
+    handlers = [signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)]
+    out = tmp_path / "out"
+    assert cli.main(_batch_cmd(small_model.path, out, 320)[3:]) == 130
+    assert dropped == [KeyboardInterrupt]  # the handler's exception really was dropped in __del__
+    folder = next(out.iterdir())
+    m = _manifest(folder)
+    assert m["status"] == "interrupted" and len(calls) == 2 and len(m["files"]) == 2 * jobs.CHUNK
+    assert sorted(p.name for p in folder.glob("*.png")) == sorted(m["files"])
+    assert [signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)] == handlers  # the CLI's are gone
+
+
 def test_sigkill_then_resume_finishes_without_redoing_or_duplicating(small_model, tmp_path):
     n = 300
     straight = subprocess.run(_batch_cmd(small_model.path, tmp_path / "straight", n), cwd=REPO, capture_output=True,

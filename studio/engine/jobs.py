@@ -154,6 +154,9 @@ class Job:
         except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI), SystemExit
             manifest["status"] = "interrupted"
             _remove_temp_files(folder)  # a write cut short between its temp file and its rename
+            listed = set(manifest["files"])  # a file renamed into place just before the interrupt is listed too
+            manifest["files"].extend(it.name for it in todo
+                                     if it.name not in listed and _complete_png(folder / it.name))
             raise
         finally:
             chunks.close()  # a backend still rendering stops (its workers are told to)
