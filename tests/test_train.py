@@ -70,6 +70,46 @@ def test_z_probe_learns_from_w_and_resumes(tmp_path):
     assert "probe" not in plain.train_step(z, target, target)
 
 
+def test_param_probe_reads_what_the_renderer_draws_and_starts_fitted(tmp_path):
+    from studio.engine.network import normalize_2nd_moment
+    from studio.portraits.render import Z_KINDS, Z_USED, params_from_z
+    from studio.train.gan import PARAM_DIM, param_target
+
+    z = torch.randn(200, 64, generator=torch.Generator().manual_seed(3))
+    y = param_target(z)
+    assert y.shape == (200, PARAM_DIM) and Z_USED <= 64
+    col = 0
+    for name, kind in Z_KINDS.items():  # column by column, what params_from_z reads from the same z
+        drawn = np.array([getattr(params_from_z(row), name) for row in normalize_2nd_moment(z).numpy()])
+        part = y[:, col:col + max(kind, 1)].numpy()
+        if kind >= 2:
+            assert np.array_equal(part.argmax(1), drawn) and np.array_equal(part.sum(1), np.ones(200)), name
+        elif kind == 1:
+            assert np.array_equal(part[:, 0], drawn.astype(np.float32)), name
+        else:  # params_from_z scales Phi to the parameter's range: the target is Phi itself, in [0, 1]
+            lo, hi = drawn.min(), drawn.max()
+            assert 0 <= part.min() and part.max() <= 1 and np.corrcoef(part[:, 0], drawn)[0, 1] > 0.9999, name
+            assert lo < hi
+        col += max(kind, 1)
+    assert col == PARAM_DIM
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(generator=dict(z_dim=64, w_dim=32, resolution=16, mapping_layers=2, mapping_lr_mul=1.0,
+                                     channel_base=256, channel_max=32, conv_clamp=None), batch=8, probe_weight=1.0,
+                      probe_target="params")
+    t = Trainer(cfg, tmp_path, torch.device("cpu"))
+    assert t.probe.out_features == PARAM_DIM
+    zs = torch.randn(512, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        before = (t.probe(t.G.mapping(zs)) - param_target(zs)).square().mean().item()
+    fitted = t.fit_probe(n=2048)  # least squares on fresh z: better than the random head, on other z too
+    with torch.no_grad():
+        after = (t.probe(t.G.mapping(zs)) - param_target(zs)).square().mean().item()
+    assert after < 0.5 * before and abs(after - fitted) < 0.5 * fitted
+    target = to_float(np.random.RandomState(0).randint(0, 255, (8, 16, 16, 3)).astype(np.uint8), t.device)
+    assert "probe" in t.train_step(zs[:8], target, target)
+
+
 def test_part_weights_weight_the_reconstruction(tmp_path):
     from studio.portraits.render import PART_INDEX
     from studio.train.gan import part_weight_table

@@ -126,6 +126,8 @@ def _z_layout() -> dict[str, slice]:
 
 
 Z_LAYOUT = _z_layout()
+# how each parameter is read from its coordinates: k >= 2 classes (argmax), 1: binary (sign), 0: continuous (Phi)
+Z_KINDS = {**_CLASS_COUNTS, **dict.fromkeys(_BINARY, 1), **dict.fromkeys(_RANGES, 0)}
 Z_LAYOUT_VERSION = 2  # 1: every attribute from bins of one coordinate
 Z_USED = max(s.stop for s in Z_LAYOUT.values())
 
