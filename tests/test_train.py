@@ -110,6 +110,28 @@ def test_param_probe_reads_what_the_renderer_draws_and_starts_fitted(tmp_path):
     assert "probe" in t.train_step(zs[:8], target, target)
 
 
+def test_mapping_lr_scale_gives_the_mapping_its_own_rate_and_resumes(tmp_path):
+    cfg = TrainConfig(generator=dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=2, mapping_lr_mul=1.0,
+                                     channel_base=256, channel_max=32, conv_clamp=None), batch=4, lr=0.001,
+                      mapping_lr_scale=10.0, lr_decay_kimg=1.0)
+    t = Trainer(cfg, tmp_path, torch.device("cpu"))
+    mapping = {id(p) for p in t.G.mapping.parameters()}
+    assert sum(len(g["params"]) for g in t.opt_g.param_groups) == len(list(t.G.parameters()))
+    z = torch.randn(4, 16)
+    target = to_float(np.random.RandomState(0).randint(0, 255, (4, 16, 16, 3)).astype(np.uint8), t.device)
+    for _ in range(3):
+        t.train_step(z, target, target)
+    rates = {all(id(p) in mapping for p in g["params"]): g["lr"] for g in t.opt_g.param_groups}
+    assert rates[True] == pytest.approx(10 * rates[False]) and rates[False] == pytest.approx(t._lr(), rel=1e-3)
+    assert rates[False] < 0.001  # the decay applies to both
+    t.save()
+    again = Trainer(cfg, tmp_path, torch.device("cpu"))
+    again.train_step(z, target, target)
+    assert [g["lr"] for g in again.opt_g.param_groups] == pytest.approx([again._lr(), 10 * again._lr()], rel=1e-3)
+    plain = Trainer(TrainConfig(generator=cfg.generator, batch=4), tmp_path / "plain", torch.device("cpu"))
+    assert len(plain.opt_g.param_groups) == 1  # checkpoints made without it keep resuming
+
+
 def test_part_weights_weight_the_reconstruction(tmp_path):
     from studio.portraits.render import PART_INDEX
     from studio.train.gan import part_weight_table
