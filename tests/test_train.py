@@ -73,11 +73,11 @@ def test_z_probe_learns_from_w_and_resumes(tmp_path):
 def test_param_probe_reads_what_the_renderer_draws_and_starts_fitted(tmp_path):
     from studio.engine.network import normalize_2nd_moment
     from studio.portraits.render import Z_KINDS, Z_USED, params_from_z
-    from studio.train.gan import PARAM_DIM, param_target
+    from studio.train.gan import param_target
 
     z = torch.randn(200, 64, generator=torch.Generator().manual_seed(3))
     y = param_target(z)
-    assert y.shape == (200, PARAM_DIM) and Z_USED <= 64
+    assert y.shape == (200, Z_USED) and Z_USED <= 64  # one drawn value per coordinate read
     col = 0
     for name, kind in Z_KINDS.items():  # column by column, what params_from_z reads from the same z
         drawn = np.array([getattr(params_from_z(row), name) for row in normalize_2nd_moment(z).numpy()])
@@ -91,14 +91,14 @@ def test_param_probe_reads_what_the_renderer_draws_and_starts_fitted(tmp_path):
             assert 0 <= part.min() and part.max() <= 1 and np.corrcoef(part[:, 0], drawn)[0, 1] > 0.9999, name
             assert lo < hi
         col += max(kind, 1)
-    assert col == PARAM_DIM
+    assert col == Z_USED
 
     torch.manual_seed(0)
     cfg = TrainConfig(generator=dict(z_dim=64, w_dim=32, resolution=16, mapping_layers=2, mapping_lr_mul=1.0,
                                      channel_base=256, channel_max=32, conv_clamp=None), batch=8, probe_weight=1.0,
                       probe_target="params")
     t = Trainer(cfg, tmp_path, torch.device("cpu"))
-    assert t.probe.out_features == PARAM_DIM
+    assert t.probe.out_features == Z_USED
     zs = torch.randn(512, 64, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         before = (t.probe(t.G.mapping(zs)) - param_target(zs)).square().mean().item()

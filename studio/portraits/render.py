@@ -115,19 +115,22 @@ _RANGES = {
 }
 
 
+# how each parameter is read from its coordinates: k >= 2 classes (argmax over k), 1: binary (sign of one),
+# 0: continuous (Phi of one)
+Z_KINDS = {**_CLASS_COUNTS, **dict.fromkeys(_BINARY, 1), **dict.fromkeys(_RANGES, 0)}
+
+
 def _z_layout() -> dict[str, slice]:
     """Which z coordinates (after normalisation) set each parameter."""
-    widths = {**_CLASS_COUNTS, **dict.fromkeys(_BINARY, 1), **dict.fromkeys(_RANGES, 1)}
     layout, start = {}, 0
-    for name, width in widths.items():
+    for name, kind in Z_KINDS.items():
+        width = max(kind, 1)
         layout[name] = slice(start, start + width)
         start += width
     return layout
 
 
 Z_LAYOUT = _z_layout()
-# how each parameter is read from its coordinates: k >= 2 classes (argmax), 1: binary (sign), 0: continuous (Phi)
-Z_KINDS = {**_CLASS_COUNTS, **dict.fromkeys(_BINARY, 1), **dict.fromkeys(_RANGES, 0)}
 Z_LAYOUT_VERSION = 2  # 1: every attribute from bins of one coordinate
 Z_USED = max(s.stop for s in Z_LAYOUT.values())
 

@@ -284,7 +284,8 @@ def probe_target(z: Tensor) -> Tensor:
 
 def param_target(z: Tensor) -> Tensor:
     """The values the renderer draws for each z, as `params_from_z` reads them: one-hot over each class
-    attribute's coordinates, 1 where a binary one is > 0, Phi of a continuous one [N, PARAM_DIM]."""
+    attribute's coordinates, 1 where a binary one is > 0, Phi of a continuous one [N, Z_USED] (one value per
+    coordinate read, in the layout's order)."""
     zn = normalize_2nd_moment(z)
     cols = []
     for name, kind in Z_KINDS.items():
@@ -298,8 +299,7 @@ def param_target(z: Tensor) -> Tensor:
     return torch.cat(cols, 1)
 
 
-PARAM_DIM = sum(max(kind, 1) for kind in Z_KINDS.values())
-PROBE_TARGETS = {"z": (probe_target, Z_USED), "params": (param_target, PARAM_DIM)}
+PROBE_TARGETS = {"z": probe_target, "params": param_target}
 
 
 def to_float(imgs: np.ndarray, device: torch.device) -> Tensor:
@@ -326,9 +326,8 @@ class Trainer:
                       {"params": list(self.G.mapping.parameters()), "lr_scale": cfg.mapping_lr_scale}]
             self.opt_g = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
-        self.probe_fn, probe_dim = PROBE_TARGETS[cfg.probe_target]
-        self.probe = nn.Linear(gcfg.w_dim, min(gcfg.z_dim, probe_dim) if cfg.probe_target == "z" else probe_dim)
-        self.probe.to(device)
+        self.probe_fn = PROBE_TARGETS[cfg.probe_target]
+        self.probe = nn.Linear(gcfg.w_dim, min(gcfg.z_dim, Z_USED)).to(device)
         self.opt_p = torch.optim.Adam([{"params": list(self.probe.parameters()), "lr_scale": cfg.mapping_lr_scale}],
                                       lr=cfg.lr, betas=(0.0, 0.99))
         self.step, self.images_seen = 0, 0
