@@ -132,7 +132,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def stack_from_args(eng, args: argparse.Namespace):
-    """The "current sliders and tabs" of a headless job: a PNG's recipe, or a seed, plus --attr and --tab."""
+    """The "current sliders and tabs" of a headless job: a PNG's recipe, or a seed, plus --attr, --set and --tab."""
     from .engine.edits import DEFAULT_PSI, EditError, EditStack
 
     stack = eng.read_png(args.start_from).stack if args.start_from else EditStack(seed=args.seed, psi=DEFAULT_PSI)
@@ -150,6 +150,18 @@ def stack_from_args(eng, args: argparse.Namespace):
         d = known[name]
         d.strength = float(value or 1)
         stack.directions = [x for x in stack.directions if x.name != name] + [d]
+    classes = {e.attribute: e for e in eng.data.load_class_edits()}
+    for spec in getattr(args, "set", None) or []:
+        attribute, _, rest = spec.partition("=")
+        value, _, strength = rest.partition(":")
+        if attribute not in classes:
+            raise EditError(f"no categorical attribute {attribute!r} in the model's data folder (have: "
+                            f"{', '.join(classes) or 'none'})")
+        edit = classes[attribute]
+        if value not in edit.values:
+            raise EditError(f"{attribute} has no value {value!r} (have: {', '.join(edit.values)})")
+        edit.target, edit.strength = value, float(strength or 1)
+        stack.class_edits = [e for e in stack.class_edits if e.attribute != attribute] + [edit]
     for spec in args.tab or []:
         name, _, value = spec.partition("=")
         tab = eng.data.load_tab(eng.data.tab_path(name))
@@ -339,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--noise", choices=("const", "random", "none"))
     _move_arguments(b)
     b.add_argument("--attr", action="append", metavar="NAME=STRENGTH", help="attribute slider (repeatable)")
+    b.add_argument("--set", action="append", metavar="ATTRIBUTE=VALUE[:STRENGTH]",
+                   help="class edit: move the image into this value of a categorical attribute (repeatable; strength "
+                        "1 = the step between the class means)")
     b.add_argument("--tab", action="append", metavar="NAME=VALUE", help="saved tab, active, slider value")
     defaults = JobArgs()
     b.add_argument("--n", type=int, default=defaults.n, help=PARAM_HELP["n"])

@@ -31,6 +31,8 @@ def test_data_folder_is_complete(engine):
     names = {x.name for x in d.load_directions()}
     assert {"mouth_open", "smile", "background_light", "hair_blue", "hair_long"} <= names
     assert {"mouth_open", "smile", "hair_blue"} <= set(d.tab_names())
+    assert [e.attribute for e in d.load_class_edits()] == ["hair_colour", "hair_length", "bangs", "eye_colour", "mouth",
+                                                           "blush", "hairband", "background"]
     detectors = json.loads(d.read_path("detectors.json").read_text())
     assert {"mouth", "eyes", "hair", "background"} <= set(detectors)
     assert d.errors == []
@@ -109,6 +111,23 @@ def test_shipped_directions_flip_the_oracle_at_two_sigma_on_fresh_seeds(engine, 
     ws, targets = direction_samples
     assert flip_rate(engine.model.generator, oracle, ws, targets[name], name, d, step=2 * float((ws @ d).std()),
                      n=120) >= 0.7
+
+
+@pytest.mark.parametrize("attribute, value", [("background", "light"), ("eye_colour", "red"), ("mouth", "open"),
+                                              ("hair_colour", "blue")])
+def test_shipped_class_edits_move_images_into_the_value_on_fresh_seeds(engine, oracle, attribute, value):
+    """Through the renderer, as the studio renders them: fresh seeds at psi 1 the oracle does not label with the value,
+    each with the class edit to it at strength 1 (its own class read from w, no oracle)."""
+    from studio.portraits.oracle import predict
+
+    edit = next(e for e in engine.data.load_class_edits() if e.attribute == attribute)
+    k = edit.values.index(value)
+    plain = [EditStack(seed=s, psi=1.0) for s in range(7000, 7200)]
+    before = predict(oracle, engine.renderer.render_many(plain).uint8())[attribute]
+    others = [s for s, label in zip(plain, before, strict=True) if label != k][:100]
+    edit.target = value
+    moved = predict(oracle, engine.renderer.render_many([s.copy(class_edits=[edit]) for s in others]).uint8())
+    assert (moved[attribute] == k).mean() >= 0.6
 
 
 def test_generator_draws_the_attributes_its_z_sets(engine, oracle):

@@ -68,3 +68,25 @@ def test_batch_pngs_of_every_kind_re_render_bit_for_bit(tmp_path):
     assert r.stdout.count("identical to") == len(pngs) and "DIFFERS" not in r.stdout
     windowed = {p.parent.parent.name for p in pngs if '"window"' in Image.open(p).text.get("ganstudio", "")}
     assert windowed == {"run1", "run2"}  # the painted sweeps record their windows; latents, detected tabs do not
+
+
+def test_batch_set_moves_images_into_a_class_and_refuses_unknown_attributes_and_values(tmp_path):
+    """`--set ATTRIBUTE=VALUE[:STRENGTH]` puts the bundled model's class edit into every image's recipe, which
+    re-renders bit for bit; an unknown attribute or value is a message naming what there is."""
+    import json
+
+    data, out = str(tmp_path / "data"), tmp_path / "out"
+    r = run_cli("batch", "new-latents", "--n", "2", "--set", "eye_colour=green:1.5", "--out", str(out), "--data", data,
+                "--quiet")
+    assert r.returncode == 0, r.stderr
+    pngs = sorted(p for p in out.glob("*/*.png") if p.name != "contact_sheet.png")
+    assert len(pngs) == 2
+    stack = json.loads(Image.open(pngs[0]).text["ganstudio"])["stack"]
+    edits = [(e["attribute"], e["target"], e["strength"]) for e in stack["class_edits"]]
+    assert edits == [("eye_colour", "green", 1.5)]
+    r = run_cli("render", "--data", data, "--out", str(tmp_path / "re"), "--check", "--quiet", *map(str, pngs))
+    assert r.returncode == 0 and r.stdout.count("identical to") == 2, r.stdout + r.stderr
+    for spec, message in (("eye_colour=plaid", "eye_colour has no value 'plaid'"),
+                          ("wings=on", "no categorical attribute 'wings'")):
+        r = run_cli("batch", "new-latents", "--n", "1", "--set", spec, "--out", str(tmp_path / "x"), "--data", data)
+        assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -405,3 +405,46 @@ def test_a_drag_shows_live_previews_then_the_exact_frame_which_is_what_is_saved(
     for png in (saved, favourite):
         r = run_cli("render", "--data", str(tmp_path / "data"), "--check", "--out", str(tmp_path / "re"), str(png))
         assert r.returncode == 0 and "identical to" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_png_recreates_it(tmp_path):
+    """The bundled model's shipped class means: pick a hair colour from the first combo of the Attributes panel;
+    the image moves to that class (unless it already is of it) and the saved PNG re-renders bit for bit."""
+    from studio import paths
+    from studio.engine.edits import EditStack, nearest_class
+    from studio.engine.engine import Engine
+
+    model = paths.bundled_model()
+    with Studio(tmp_path, model, tmp_path / "data") as app:
+        p = app.settled()
+        assert p["class_edits"][0][:2] == ["hair_colour", None]
+        before = app.image()
+        app.click(*app.centre("tab_attributes"))
+        x0, y0, x1, y1 = app.wait(lambda p: "class_target_0" in p["rects"], 20, "class combo")["rects"][
+            "class_target_0"]
+        for row in (3, 4, 2):  # the open list shows "(as it is)" then the values, about one combo height each
+            app.click((x0 + x1) // 2, (y0 + y1) // 2)
+            app.click((x0 + x1) // 2, int(y1 + (row + 0.5) * (y1 - y0)))
+            try:
+                p = app.wait(lambda p: p["class_edits"][0][1] is not None, 5, "a hair colour chosen")
+                break
+            except AssertionError:
+                app.xdo("key", "Escape")
+        target = p["class_edits"][0][1]
+        app.settled()
+        after = app.image()
+        saved = tmp_path / "class.png"
+        app.click(*app.centre("tab_generate"))
+        app.type_into("save_path", str(saved))
+        app.click(*app.centre("btn_save_png"))
+        app.wait(lambda p: saved.is_file(), 20, "PNG saved")
+    engine = Engine.open(model, tmp_path / "data", device="cpu")
+    edit = next(e for e in engine.data.load_class_edits() if e.attribute == "hair_colour")
+    plain = engine.renderer.ws_for(EditStack(seed=0, psi=0.7))[0].numpy()
+    own = edit.values[nearest_class(plain, edit.means, engine.renderer.G.w_avg.numpy(), 0.7)]
+    assert (own == target) == np.array_equal(after, before), (own, target)
+    recipe = engine.read_png(saved)
+    assert [(e.attribute, e.target) for e in recipe.stack.class_edits] == [("hair_colour", target)]
+    assert np.array_equal(np.asarray(Image.open(saved)), after.astype(np.uint8))
+    r = run_cli("render", "--data", str(tmp_path / "data"), "--check", "--out", str(tmp_path / "re"), str(saved))
+    assert r.returncode == 0 and "identical to" in r.stdout, r.stdout + r.stderr

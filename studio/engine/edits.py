@@ -3,6 +3,8 @@
     ws = mapping(z(seed), class)                 -- or an explicit latent w
     ws = base.lerp(ws, psi)  on the first `cutoff` layers   (base = w_avg or a chosen base latent)
     ws = lerp/slerp(ws, mix.w, mix.t)            -- optional interpolation toward another latent
+    ws = ws + t_j * (m_j[target] - m_j[own])     -- class edits: own = the class mean nearest to ws (truncated
+                                                    like it), m_j the attribute's class means in w
     ws = ws + sum_k alpha_k * d_k                -- attribute directions
     x_L = x_L + sum_tabs S[h,w] * a[c] * mu(v)   -- spatial feature-map edits ("tabs") at their layers
     mu(v) = sign(v) * exp(|v| / 20)              -- the original's slider multiplier (v = 92 gives ~100)
@@ -21,13 +23,14 @@ import numpy as np
 NOISE_MODES = ("const", "random", "none")
 SLIDER_SCALE = 20.0
 DEFAULT_PSI = 0.7  # truncation of new images in the studio and the CLI (one default for both)
-STACK_VERSION = 2  # 2: the StyleGAN3 input transform (written only when one is set, so older files stay 1)
+STACK_VERSION = 3  # 2: the StyleGAN3 input transform, 3: class edits (each written only when used: older files stay 1)
 MAX_TRANSLATE = 100.0  # image widths
 MAX_ROTATE = 1e6  # degrees
 MAX_SEED = 2**32 - 1  # numpy.random.RandomState takes seeds in [0, 2^32)
 MAX_SLIDER = 1000.0  # mu(1000) = e^50 ~ 5e21, still finite in float32
 MAX_ARRAY_ELEMENTS = 1 << 24
 MAX_GRID = 4096
+MAX_CLASSES = 256
 
 
 class EditError(ValueError):
@@ -177,6 +180,82 @@ class Direction:
         return cls(str(d["name"])[:200], decode_array(d["vector"]), d.get("strength", 0.0))  # checked by validate
 
 
+def nearest_class(w: np.ndarray, means: np.ndarray, center: np.ndarray, psi: float) -> int:
+    """The class whose mean, truncated as w was (center + psi * (mean - center)), lies nearest to w [w_dim]."""
+    shifted = center[None] + psi * (means - center[None])
+    return int(np.argmin(np.square(shifted - w[None]).sum(1)))
+
+
+@dataclass
+class ClassEdit:
+    """Move an image into one value of a categorical attribute: ws += strength * (means[target] - means[own]).
+
+    `means` [K, w_dim] are the class means of w (one per value, from labelled samples); `own` is read from the image's
+    own w by the nearest (truncated) class mean, so an image already of the target class does not move.  One global
+    direction cannot carry every class of a w that clusters them into the target; the step between the two means
+    can."""
+
+    attribute: str
+    values: list[str]
+    means: np.ndarray  # [K, w_dim]
+    target: str | None = None  # None: off
+    strength: float = 1.0
+
+    @property
+    def effective(self) -> bool:
+        return self.target is not None and self.strength != 0
+
+    def step(self, w: np.ndarray, center: np.ndarray, psi: float) -> np.ndarray:
+        """The offset this edit adds to an image whose (first) w is `w`, truncated toward `center` by `psi`."""
+        if not self.effective:
+            return np.zeros(self.means.shape[1], np.float32)
+        own = nearest_class(w, self.means, center, psi)
+        return (self.strength * (self.means[self.values.index(self.target)] - self.means[own])).astype(np.float32)
+
+    @classmethod
+    def fit(cls, attribute: str, values: list[str], ws: np.ndarray, labels: np.ndarray) -> ClassEdit:
+        """Class means from labelled latents: ws [N, w_dim], labels [N] value indices (every value needs samples)."""
+        counts = np.bincount(labels, minlength=len(values))[:len(values)]
+        if (counts == 0).any():
+            missing = [v for v, c in zip(values, counts, strict=True) if c == 0]
+            raise EditError(f"class edit {attribute!r}: no samples of {', '.join(missing)}")
+        means = np.stack([ws[labels == k].mean(0) for k in range(len(values))]).astype(np.float32)
+        return cls(attribute, list(values), means)
+
+    def digest(self) -> tuple:
+        return (self.attribute, array_digest(self.means), self.target, self.strength) if self.effective else ()
+
+    def to_json(self) -> dict:
+        return {"attribute": self.attribute, "values": list(self.values), "means": encode_array(self.means),
+                "target": self.target, "strength": self.strength}
+
+    @classmethod
+    def from_json(cls, d: dict) -> ClassEdit:
+        if not isinstance(d, dict) or not isinstance(d.get("values"), list):
+            raise EditError("class edit must be an object with attribute, values, means, target and strength")
+        try:
+            edit = cls(str(d["attribute"])[:200], [str(v)[:200] for v in d["values"][:MAX_CLASSES + 1]],
+                       decode_array(d["means"]), None if d.get("target") is None else str(d["target"])[:200],
+                       d.get("strength", 1.0))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise EditError(f"class edit is missing or has a bad field: {e}") from None
+        edit.validate()
+        return edit
+
+    def validate(self) -> None:
+        """2..MAX_CLASSES distinct values, one mean row per value, a target among them; strength normalised."""
+        k = len(self.values)
+        if not 2 <= k <= MAX_CLASSES or len(set(self.values)) != k:
+            raise EditError(f"class edit {self.attribute!r}: needs 2 to {MAX_CLASSES} distinct values, got {k}")
+        if self.means.ndim != 2 or self.means.shape[0] != k:
+            raise EditError(f"class edit {self.attribute!r}: means must be [{k}, w_dim], got {list(self.means.shape)}")
+        if not np.isfinite(self.means).all():
+            raise EditError(f"class edit {self.attribute!r}: means hold NaN or infinite values")
+        if self.target is not None and self.target not in self.values:
+            raise EditError(f"class edit {self.attribute!r}: target {self.target[:40]!r} is not one of its values")
+        self.strength = finite_number(self.strength, f"class edit {self.attribute[:40]!r} strength")
+
+
 def detector_on(detector: dict | None) -> bool:
     """Whether a tab's detector setting runs (a plugin in mode "run" or "run_and_modify", not "off")."""
     return bool(detector) and detector.get("mode", "off") != "off"
@@ -280,6 +359,7 @@ class EditStack:
     base: np.ndarray | None = None  # truncation centre [num_ws, w_dim]; None = the model's w_avg
     mix: Mix | None = None
     directions: list[Direction] = field(default_factory=list)
+    class_edits: list[ClassEdit] = field(default_factory=list)
     noise_mode: str = "const"
     noise_seed: int = 0
     tabs: list[SpatialTab] = field(default_factory=list)
@@ -312,6 +392,8 @@ class EditStack:
             d.strength = finite_number(d.strength, f"direction {d.name[:40]!r} strength")
             if d.strength and not np.isfinite(d.vector).all():
                 raise EditError(f"direction {d.name!r} holds NaN or infinite values")
+        for edit in self.class_edits:
+            edit.validate()
         for tab in self.tabs:
             tab.validate()
         if not isinstance(self.translate, (tuple, list)) or len(self.translate) != 2:
@@ -329,19 +411,28 @@ class EditStack:
         new = replace(self, **changes)
         if "directions" not in changes:
             new.directions = [replace(d) for d in self.directions]
+        if "class_edits" not in changes:
+            new.class_edits = [replace(e, values=list(e.values)) for e in self.class_edits]
         if "tabs" not in changes:
             new.tabs = [replace(t, weights=dict(t.weights), layers=list(t.layers)) for t in self.tabs]
         return new
 
+    @property
+    def version(self) -> int:
+        """The oldest stack version that holds everything this stack uses (what an older reader can render)."""
+        return 3 if any(e.effective for e in self.class_edits) else 2 if self.transformed else 1
+
     def to_json(self) -> dict:
         opt = lambda a: None if a is None else encode_array(a)  # noqa: E731
+        used = [e.to_json() for e in self.class_edits if e.effective]
         return {
-            "version": STACK_VERSION if self.transformed else 1, "seed": self.seed, "z": opt(self.z), "w": opt(self.w),
+            "version": self.version, "seed": self.seed, "z": opt(self.z), "w": opt(self.w),
             "class_index": self.class_index, "psi": self.psi, "cutoff": self.cutoff, "base": opt(self.base),
             "mix": self.mix.to_json() if self.mix else None,
             "directions": [d.to_json() for d in self.directions], "noise_mode": self.noise_mode,
             "noise_seed": self.noise_seed, "tabs": [t.to_json() for t in self.tabs],
             **({"translate": list(self.translate), "rotate": self.rotate} if self.transformed else {}),
+            **({"class_edits": used} if used else {}),
         }
 
     @classmethod
@@ -351,7 +442,7 @@ class EditStack:
         if bounded_int(d.get("version", 0), "edit stack version", 0, 1 << 30) > STACK_VERSION:
             raise EditError(f"edit stack version {d.get('version')} is newer than this GAN Studio understands")
         opt = lambda k: None if d.get(k) is None else decode_array(d[k])  # noqa: E731
-        for key in ("directions", "tabs"):
+        for key in ("directions", "tabs", "class_edits"):
             if not isinstance(d.get(key, []), list) or len(d.get(key, [])) > 10_000:
                 raise EditError(f"{key} must be a list")
         try:
@@ -360,6 +451,7 @@ class EditStack:
                 psi=d.get("psi", 1.0), cutoff=d.get("cutoff"), base=opt("base"),
                 mix=Mix.from_json(d["mix"]) if d.get("mix") else None,
                 directions=[Direction.from_json(x) for x in d.get("directions", [])],
+                class_edits=[ClassEdit.from_json(x) for x in d.get("class_edits", [])],
                 noise_mode=str(d.get("noise_mode", "const")), noise_seed=d.get("noise_seed", 0),
                 tabs=[SpatialTab.from_json(x) for x in d.get("tabs", [])],
                 translate=tuple(d.get("translate", (0.0, 0.0))), rotate=d.get("rotate", 0.0),

@@ -2,6 +2,7 @@
 
     tabs/<name>.json        spatial tabs (JSON, versioned)
     directions.json         attribute directions in w-space (unit vectors with names)
+    classes.json            categorical attributes: their values and the class means of w (class edits)
     average_latent.json     an average latent (optional; the model's own w_avg is used otherwise)
     latents.jsonl           append-only log of generated latents
     favourites/             favourite PNGs (each with its recipe)
@@ -26,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .edits import Direction, EditError, SpatialTab, encode_array
+from .edits import ClassEdit, Direction, EditError, SpatialTab, encode_array
 from .files import append_line, write_text_atomic
 
 TAB_FORMAT = "ganstudio-tab"
 DIRECTIONS_FORMAT = "ganstudio-directions"
+CLASSES_FORMAT = "ganstudio-classes"
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 HIDDEN_FILE = "hidden_tabs.json"
 USER_KINDS = ("latents.jsonl", "favourites", "history", HIDDEN_FILE)  # never shipped: always the user's
@@ -291,6 +293,49 @@ class ModelData:
         """Add or replace one direction by name (e.g. a combination of sliders)."""
         existing = [d for d in self._read_directions(self.dir / "directions.json") if d.name != direction.name]
         return self.save_directions(existing + [direction])
+
+    # -------------------------------------------------------------------------------------------- class edits
+
+    def load_class_edits(self) -> list[ClassEdit]:
+        """The shipped categorical attributes, then the user's (one of the same name shadows the shipped one), all
+        switched off (no target)."""
+        shipped = {e.attribute: e for e in self._read_classes(self.shipped_dir / "classes.json")} \
+            if self.shipped_dir else {}
+        mine = {e.attribute: e for e in self._read_classes(self.dir / "classes.json")}  # (one per name: the last)
+        return [mine.get(a, e) for a, e in shipped.items()] + [e for a, e in mine.items() if a not in shipped]
+
+    def _read_classes(self, path: Path) -> list[ClassEdit]:
+        if not path.exists():
+            return []
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or doc.get("format") != CLASSES_FORMAT \
+                    or not isinstance(doc.get("attributes"), list):
+                raise DataError("not a GAN Studio classes file")
+        except (OSError, ValueError, RecursionError) as e:
+            self.errors.append(f"classes.json is unreadable ({type(e).__name__}: {str(e)[:120]})")
+            return []
+        out = []
+        for i, a in enumerate(doc["attributes"]):  # a broken attribute is reported; the others still load
+            try:
+                if not isinstance(a["values"], list):
+                    raise TypeError("values must be a list of names")
+                means = np.asarray(a["means"], dtype=np.float32)
+                if means.ndim != 2 or means.size > 1 << 20:
+                    raise ValueError("means must be a [values, w_dim] array")
+                edit = ClassEdit(str(a["attribute"])[:200], [str(v)[:200] for v in a["values"]], means)
+                edit.validate()
+                out.append(edit)
+            except (KeyError, TypeError, ValueError) as e:
+                self.errors.append(f"classes.json entry {i}: {type(e).__name__}: {str(e)[:120]}")
+        return out
+
+    def save_class_edits(self, edits: list[ClassEdit], notes: dict | None = None) -> Path:
+        """Write the user's categorical attributes (their values and class means)."""
+        doc = {"format": CLASSES_FORMAT, "version": 1, "notes": notes or {},
+               "attributes": [{"attribute": e.attribute, "values": list(e.values),
+                               "means": [[float(v) for v in row] for row in e.means]} for e in edits]}
+        return write_text_atomic(self.dir / "classes.json", json.dumps(doc))
 
     # -------------------------------------------------------------------------------------------- statistics
 

@@ -106,6 +106,15 @@ def _digest(*parts: object) -> str:
     return h.hexdigest()
 
 
+def class_offset(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """The sum of the stack's class edits for an image whose first w is w0 (after truncation and mixing): every
+    edit reads the image's own class from that same w, so the order of the edits does not matter."""
+    first_center = center.reshape(-1, center.shape[-1])[0]
+    psi = stack.psi if stack.cutoff is None or stack.cutoff > 0 else 1.0  # row 0 is truncated unless cutoff is 0
+    return sum((e.step(w0, first_center, psi) for e in stack.class_edits if e.effective),
+               np.zeros_like(w0, dtype=np.float32))
+
+
 class Renderer:
     """Turns edit stacks into images with one generator on one device. Not thread-safe: one caller at a time."""
 
@@ -145,6 +154,10 @@ class Renderer:
             if a is not None and np.shape(a) not in latent_shapes:
                 raise EditError(f"{name} has shape {list(np.shape(a))}; this model's ws are "
                                 f"[{cfg.num_ws}, {cfg.w_dim}]")
+        for e in stack.class_edits:
+            if e.effective and e.means.shape[1] != cfg.w_dim:
+                raise EditError(f"class edit {e.attribute!r} has means of {e.means.shape[1]} values; this model's w "
+                                f"has {cfg.w_dim}")
         for d in stack.directions:
             if np.shape(d.vector) not in latent_shapes[::2]:
                 raise EditError(f"direction {d.name!r} has shape {list(np.shape(d.vector))}; this model's w has "
@@ -174,6 +187,7 @@ class Renderer:
         key = (stack.seed, stack.class_index, stack.psi, stack.cutoff,
                *(array_digest(a) for a in (stack.z, stack.w, stack.base)),
                None if stack.mix is None else (array_digest(stack.mix.w), stack.mix.t, stack.mix.method),
+               tuple(e.digest() for e in stack.class_edits if e.effective),
                tuple((array_digest(d.vector), d.strength) for d in stack.directions if d.strength))
         if self._ws_memo is not None and self._ws_memo[0] == key:
             return self._ws_memo[1]
@@ -196,8 +210,8 @@ class Renderer:
                 c[0, stack.class_index] = 1
             ws = self.G.mapping(z, c).unsqueeze(1).repeat([1, cfg.num_ws, 1])[0]
         ws = ws.float()
+        center = self.G.w_avg if stack.base is None else torch.as_tensor(stack.base, device=self.device)
         if stack.psi != 1:
-            center = self.G.w_avg if stack.base is None else torch.as_tensor(stack.base, device=self.device)
             ws = truncate(ws[None], center, stack.psi, stack.cutoff)[0]
         if stack.mix is not None:
             other = np.broadcast_to(stack.mix.w, ws.shape)
@@ -205,6 +219,9 @@ class Renderer:
                 ws = torch.as_tensor(slerp(ws.cpu().numpy(), other, stack.mix.t), device=self.device)
             else:
                 ws = ws.lerp(torch.as_tensor(other.copy(), device=self.device), stack.mix.t)
+        if any(e.effective for e in stack.class_edits):
+            offset = class_offset(stack, ws[0].cpu().numpy(), center.cpu().numpy())
+            ws = ws + torch.as_tensor(offset, device=self.device)
         for d in stack.directions:
             if d.strength:
                 ws = ws + d.strength * torch.as_tensor(d.vector, device=self.device, dtype=torch.float32)

@@ -74,6 +74,7 @@ def new_session(engine: Engine) -> Session:
     first = EditStack(seed=0, psi=DEFAULT_PSI, class_index=0 if engine.config.c_dim else None)
     state = StudioState(first, layers)
     state.set_directions(engine.data.load_directions())
+    state.set_class_edits(engine.data.load_class_edits())
     for tab in engine.data.load_tabs(check=engine.renderer.check_tab):
         tab.active = False  # saved tabs come back switched off: the first image is the plain one
         state.stack.tabs.append(tab)
@@ -297,6 +298,7 @@ class StudioApp:
         known = self.engine.data.load_directions()
         if known and not recipe.stack.directions:
             self.state.set_directions(known)
+        self.state.set_class_edits(self.engine.data.load_class_edits())  # the recipe's chosen values kept
         self.state.relayout()
         tabs = f"; its tabs: {', '.join(names)} (active: {names[self.state.active_tab]})" if names else ""
         self.state.say(f"imported {Path(path).name}" + (" (original GanStudio latent)" if recipe.legacy else "")

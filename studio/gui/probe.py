@@ -22,7 +22,7 @@ def write_probe(app, path: str, frame: int) -> None:
                  "move_rotate", "btn_move_reset", "class_index", "save_path",
                  "tab_spatial", "tab_generate", "tab_batch", "bj_start_btn", "bj_out", "bj_n", "tab_feature",
                  "btn_save_png", "btn_rank", "btn_delete_tab", "bj_ray", "sweep_grid", "fm_grid", "tab_sigma",
-                 "fm_list",
+                 "fm_list", "tab_attributes", "class_target_0",
                  "model_btn_0", "model_btn_1", "model_btn_2", "btn_rename", "tab_name", "sw_folder"):
         state = dpg.get_item_state(item) if dpg.does_item_exist(item) else {}
         if state.get("visible") and "rect_min" in state:  # (not every kind of item reports both)
@@ -40,6 +40,7 @@ def write_probe(app, path: str, frame: int) -> None:
         "seed": app.state.stack.seed, "render_ms": app.render_ms, "class": app.state.stack.class_index,
         "translate": list(app.state.stack.translate), "rotate": app.state.stack.rotate,
         "ranked": [c for c, _ in app.state.ranked[:5]],
+        "class_edits": [[e.attribute, e.target, e.strength] for e in app.state.stack.class_edits],
         "batch": None if app.batch.progress is None else {
             "done": app.batch.progress.done, "total": app.batch.progress.total,
             "folder": str(app.batch.progress.folder), "running": app.batch.thread is not None},

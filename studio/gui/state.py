@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.edits import Direction, EditError, EditStack, SpatialTab, detector_on, parse_channel_list
+from ..engine.edits import ClassEdit, Direction, EditError, EditStack, SpatialTab, detector_on, parse_channel_list
 
 LOG_SIZE = 200  # messages kept for the status bar's log
 
@@ -115,6 +115,26 @@ class StudioState:
         for d in self.stack.directions:
             if d.name == name:
                 d.strength = float(strength)
+        self.touch()
+
+    def set_class_edits(self, edits: list[ClassEdit]) -> None:
+        """The model's categorical attributes, switched off; an edit in use (from a recipe or the sliders) stays as it
+        is, its own class means included, so an imported image renders as its recipe says."""
+        used = {e.attribute: e for e in self.stack.class_edits if e.effective}
+        known = {e.attribute for e in edits}
+        self.stack.class_edits = [used.get(e.attribute) or ClassEdit(e.attribute, list(e.values), e.means)
+                                  for e in edits] + [e for a, e in used.items() if a not in known]
+        self.touch()
+
+    def set_class_target(self, attribute: str, target: str | None, strength: float | None = None) -> None:
+        """Move the image into one value of an attribute (None: leave it as it is)."""
+        for e in self.stack.class_edits:
+            if e.attribute == attribute:
+                if target is not None and target not in e.values:
+                    raise EditError(f"{attribute} has no value {target!r} (have: {', '.join(e.values)})")
+                e.target = target
+                if strength is not None:
+                    e.strength = float(strength)
         self.touch()
 
     def set_move(self, translate: tuple[float, float] | None = None, rotate: float | None = None) -> None:

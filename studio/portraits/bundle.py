@@ -2,9 +2,9 @@
 
     python -m studio.portraits.bundle --run runs/classes --oracle runs/oracle.safetensors --recipe "..."
 
-Writes models/<name>.safetensors, data/<sha256>/ (average_latent.json, directions.json, quality.json),
+Writes models/<name>.safetensors, data/<sha256>/ (average_latent.json, directions.json, classes.json, quality.json),
 docs/sample-grid.png (8x8 at psi 0.7) and docs/training-log.jsonl (the run's log, after --previous-log's lines for a run
-started with --init from an earlier model).
+started with --init from an earlier model).  `--only-classes` (re)writes the shipped model's classes.json alone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..engine.files import sha256_file, write_text_atomic
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model, save_model
 from ..engine.modeldata import ModelData
 from ..engine.network import Generator
-from .evaluate import fit_directions, quality_report, sample
+from .evaluate import fit_class_edits, fit_directions, quality_report, sample
 from .oracle import Oracle, load_oracle
 
 
@@ -46,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", required=True,
                     help="how the run was trained, with its kimg, for the model's notes (a run started with --init "
                          "logs only its own kimg)")
+    ap.add_argument("--only-classes", action="store_true",
+                    help="fit and write the class edits (classes.json) of the model already in models/, nothing else")
     args = ap.parse_args(argv)
+    if args.only_classes:
+        model = args.shipped / "models" / args.name
+        torch.set_num_threads(2)
+        notes = write_classes(load_model(model).generator, load_oracle(args.oracle),
+                              ModelData(args.shipped / "data", sha256_file(model)))
+        print(json.dumps(notes, indent=1))
+        return 0
     if args.previous_log is not None and not args.previous_log.is_file():
         ap.error(f"--previous-log: no file at {args.previous_log}")
     torch.set_num_threads(2)
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     oracle = load_oracle(args.oracle)
     notes = write_directions(G, oracle, data)
     print(json.dumps(notes, indent=1), flush=True)
+    print(json.dumps(write_classes(G, oracle, data), indent=1), flush=True)
     report = quality_report(G, oracle)
     report["oracle"] = json.loads(_oracle_metrics(args.oracle))
     write_text_atomic(data.dir / "quality.json", json.dumps(report, indent=1))
@@ -88,6 +98,18 @@ def write_directions(G: Generator, oracle: Oracle, data: ModelData) -> dict:
                   "samples at 2 std (fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
                   "without the attribute that the oracle labels with it after w += 2 std * d",
         "per_direction": notes})
+    return notes
+
+
+def write_classes(G: Generator, oracle: Oracle, data: ModelData) -> dict:
+    """Fit, measure and save the class edits (classes.json); returns the per-value notes."""
+    edits, notes = fit_class_edits(G, oracle)
+    data.save_class_edits(edits, notes={
+        "method": "per attribute the oracle labels, the mean w of each value's samples among 5,000 at psi 1; an edit "
+                  "to value v adds mean(v) - mean(own), own = the value whose mean (truncated like the image) is "
+                  "nearest to the image's w; flip_rate = share of the first 200 held-out samples (of 2,000, the "
+                  "directions' test set) not labelled v that the oracle labels v after the edit at strength 1",
+        "per_value": notes})
     return notes
 
 

@@ -1,7 +1,8 @@
 """Two portrait generators measured side by side in one run, on the same seeds: the oracle figures (valid
 portraits, rarest value and TV distance per attribute, at psi 0.7 and 1.0), whether G(z) shows render(z), the
 Frechet distance to renders on down-sampled pixels with the renders' own floor, sharpness against the renders,
-and (with --directions) the attribute directions' flip rates.
+and (with --directions) the attribute directions' flip rates at 2 sigma beside the class edits' (the step between
+the class means, the image's own class read from w).
 
     python -m studio.portraits.compare --new runs/adv/generator_ema.safetensors [--old MODEL] [--directions]
 """
@@ -17,7 +18,7 @@ import torch
 
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
 from ..engine.network import Generator
-from .evaluate import fidelity_report, fit_directions, quality_report, sample, skin_tones
+from .evaluate import fidelity_report, fit_class_edits, fit_directions, quality_report, sample, skin_tones
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, params_from_z
 
@@ -42,6 +43,8 @@ def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
     if directions:
         _, notes = fit_directions(G, oracle)
         report["flip_rate_2sigma"] = {name: n["flip_rate_2sigma"] for name, n in notes.items()}
+        _, class_notes = fit_class_edits(G, oracle)
+        report["class_edit_flip_rate"] = {name: n["flip_rate"] for name, n in class_notes.items()}
     return report
 
 
@@ -62,6 +65,8 @@ def summary(old: dict, new: dict) -> list[str]:
         lines.append(f"G(z) shows render(z), {k}: {old['z_match'][k]} -> {new['z_match'][k]}")
     for k in old.get("flip_rate_2sigma", {}):
         lines.append(f"flip rate {k}: {old['flip_rate_2sigma'][k]} -> {new['flip_rate_2sigma'][k]}")
+    for k in old.get("class_edit_flip_rate", {}):
+        lines.append(f"class edit flip rate {k}: {old['class_edit_flip_rate'][k]} -> {new['class_edit_flip_rate'][k]}")
     return lines
 
 
@@ -72,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--old", default=str(paths.bundled_model() or ""))
     ap.add_argument("--new", required=True)
     ap.add_argument("--oracle", default=str(paths.oracle()))
-    ap.add_argument("--directions", action="store_true", help="also fit and measure the 25 attribute directions")
+    ap.add_argument("--directions", action="store_true",
+                    help="also fit and measure the 25 attribute directions and the class edits")
     ap.add_argument("--out", help="write both reports here (JSON)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)

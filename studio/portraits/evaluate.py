@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.edits import Direction
+from ..engine.edits import ClassEdit, Direction
 from ..engine.network import Generator
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
@@ -193,21 +193,25 @@ def fidelity_report(G: Generator, n: int = 1000, psis: tuple[float, ...] = (0.7,
 # ------------------------------------------------------------------------------------------------ directions
 
 
+def value_name(attribute: str, value: str) -> str:
+    """One attribute value's name, as the original's attributes.csv names its directions (hair_black, smile)."""
+    if ATTRIBUTES[attribute] == ("off", "on"):
+        return attribute if value == "on" else f"no_{attribute}"
+    if attribute == "mouth":
+        return {"open": "mouth_open", "smile": "smile"}.get(value, f"mouth_{value}")
+    prefix = {"hair_colour": "hair", "eye_colour": "eyes", "hair_length": "hair"}.get(attribute, attribute)
+    return f"{prefix}_{value}"
+
+
 def direction_targets(pred: dict) -> dict[str, np.ndarray]:
-    """Binary targets for every labelled attribute value, named like the original's attributes.csv."""
+    """Binary targets for every labelled attribute value that has a direction (not the binaries' off values, the
+    dark background or the closed mouth)."""
     t = {}
     for k, classes in ATTRIBUTES.items():
-        if classes == ("off", "on"):
-            t[k] = pred[k] == 1
-        elif k == "background":
-            t["background_light"] = pred[k] == 1
-        elif k == "mouth":
-            t["mouth_open"] = pred[k] == 2
-            t["smile"] = pred[k] == 1
-        else:
-            prefix = {"hair_colour": "hair", "eye_colour": "eyes", "hair_length": "hair", "bangs": "bangs"}[k]
-            for i, c in enumerate(classes):
-                t[f"{prefix}_{c}"] = pred[k] == i
+        for i, c in enumerate(classes):
+            if (classes == ("off", "on") and c == "off") or (k, c) in (("background", "dark"), ("mouth", "closed")):
+                continue
+            t[value_name(k, c)] = pred[k] == i
     return t
 
 
@@ -310,6 +314,32 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
                        "balanced_accuracy": round(balanced_accuracy(test_ws, test_targets[name], d), 3),
                        "fitting_flip_rates": {k: round(v, 3) for k, v in fit_rates.items()}}
     return directions, notes
+
+
+def fit_class_edits(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321, n_test: int = 2000,
+                    test_seed: int = 654, per_value: int = 200) -> tuple[list[ClassEdit], dict]:
+    """A class edit (class means of w) for every attribute the oracle labels, from n samples at psi 1, measured on
+    the held-out samples fit_directions measures its directions on: per value, of the first `per_value` samples the
+    oracle does not label with it, the share it does label with it after the edit (own class read from w by the
+    nearest class mean: no oracle)."""
+    imgs, ws = sample(G, n, psi=1.0, seed=seed)
+    labels = predict(oracle, imgs)
+    test_imgs, test_ws = sample(G, n_test, psi=1.0, seed=test_seed)
+    test_labels = predict(oracle, test_imgs)
+    center = G.w_avg.cpu().numpy()
+    edits, notes = [], {}
+    for attribute, values in ATTRIBUTES.items():
+        edit = ClassEdit.fit(attribute, list(values), ws, labels[attribute])
+        edits.append(edit)
+        for i, value in enumerate(values):
+            idx = np.flatnonzero(test_labels[attribute] != i)[:per_value]
+            edit.target = value
+            moved = np.stack([w + edit.step(w, center, 1.0) for w in test_ws[idx]])
+            rate = float((predict(oracle, _render_w(G, moved))[attribute] == i).mean())
+            notes[value_name(attribute, value)] = {"samples": int((labels[attribute] == i).sum()),
+                                                   "flip_rate": round(rate, 3)}
+        edit.target = None
+    return edits, notes
 
 
 def main(argv: list[str] | None = None) -> int:
