@@ -65,6 +65,16 @@ def test_a_truncated_image_reads_its_class_against_truncated_means(R):
     np.testing.assert_allclose(moved - untruncated, edit.means[(own1 + 1) % 3] - edit.means[own1], atol=1e-5)
 
 
+def test_own_classes_reads_every_attribute_before_its_edits(R):
+    a, b = _edit(R, seed=1, target="b", attribute="x"), _edit(R, seed=2, attribute="y")
+    stack = EditStack(seed=9, psi=0.6, class_edits=[a, b])
+    w0 = R.ws_for(EditStack(seed=9, psi=0.6))[0].numpy()
+    center = R.G.w_avg.numpy()
+    assert R.own_classes(stack) == {"x": a.values[nearest_class(w0, a.means, center, 0.6)],
+                                    "y": b.values[nearest_class(w0, b.means, center, 0.6)]}
+    assert R.own_classes(EditStack(seed=9)) == {}
+
+
 def test_every_edit_reads_the_same_unedited_w_so_order_does_not_matter(R):
     a, b = _edit(R, seed=1, target="b", attribute="x"), _edit(R, seed=2, target="c", attribute="y")
     one = R.ws_for(EditStack(seed=9, class_edits=[a, b]))

@@ -431,7 +431,7 @@ def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_pn
             except AssertionError:
                 app.xdo("key", "Escape")
         target = p["class_edits"][0][1]
-        app.settled()
+        p = app.settled()
         after = app.image()
         saved = tmp_path / "class.png"
         app.click(*app.centre("tab_generate"))
@@ -443,6 +443,7 @@ def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_pn
     plain = engine.renderer.ws_for(EditStack(seed=0, psi=0.7))[0].numpy()
     own = edit.values[nearest_class(plain, edit.means, engine.renderer.G.w_avg.numpy(), 0.7)]
     assert (own == target) == np.array_equal(after, before), (own, target)
+    assert p["class_reads"][0] == f"(reads {own})"  # the value the image had before the edit
     recipe = engine.read_png(saved)
     assert [(e.attribute, e.target) for e in recipe.stack.class_edits] == [("hair_colour", target)]
     assert np.array_equal(np.asarray(Image.open(saved)), after.astype(np.uint8))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
+from .edits import EditError, EditStack, SpatialTab, array_digest, nearest_class, resample_grid, seed_z, slerp
 from .loaders import memory_budget_bytes, render_bytes
 from .network import Generator, Stage, SynthesisState, truncate
 from .network_sg3 import input_transform
@@ -106,13 +106,25 @@ def _digest(*parts: object) -> str:
     return h.hexdigest()
 
 
+def _class_reading(stack: EditStack, center: np.ndarray) -> tuple[np.ndarray, float]:
+    """The truncation centre and psi the class means are compared at: those of the first w (truncated unless the
+    cutoff is 0)."""
+    psi = stack.psi if stack.cutoff is None or stack.cutoff > 0 else 1.0
+    return center.reshape(-1, center.shape[-1])[0], psi
+
+
 def class_offset(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> np.ndarray:
     """The sum of the stack's class edits for an image whose first w is w0 (after truncation and mixing): every
     edit reads the image's own class from that same w, so the order of the edits does not matter."""
-    first_center = center.reshape(-1, center.shape[-1])[0]
-    psi = stack.psi if stack.cutoff is None or stack.cutoff > 0 else 1.0  # row 0 is truncated unless cutoff is 0
+    first_center, psi = _class_reading(stack, center)
     return sum((e.step(w0, first_center, psi) for e in stack.class_edits if e.effective),
                np.zeros_like(w0, dtype=np.float32))
+
+
+def own_classes(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> dict[str, str]:
+    """Per class edit of the stack (on or off), the value its attribute's means read in w0."""
+    first_center, psi = _class_reading(stack, center)
+    return {e.attribute: e.values[nearest_class(w0, e.means, first_center, psi)] for e in stack.class_edits}
 
 
 class Renderer:
@@ -226,6 +238,16 @@ class Renderer:
             if d.strength:
                 ws = ws + d.strength * torch.as_tensor(d.vector, device=self.device, dtype=torch.float32)
         return ws
+
+    @torch.no_grad()
+    def own_classes(self, stack: EditStack) -> dict[str, str]:
+        """The value each of the stack's categorical attributes reads in the image before its class edits (what an
+        edit steps from)."""
+        if not stack.class_edits:
+            return {}
+        w0 = self._resolve_ws(stack.copy(class_edits=[], directions=[]))[0].cpu().numpy()
+        center = self.G.w_avg if stack.base is None else torch.as_tensor(stack.base)
+        return own_classes(stack, w0, center.cpu().numpy())
 
     # -------------------------------------------------------------------------------------------- rendering
 

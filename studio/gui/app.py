@@ -156,7 +156,7 @@ class StudioApp:
                 "detected": {t.name: t.selection for t in detecting(stack, shown)},
                 "features": {k: v[0].cpu().numpy() for k, v in result.features.items()},
                 "ms": result.ms, "first_stage": result.first_stage, "messages": messages,
-                "preview": result.preview}
+                "preview": result.preview, "own_classes": engine.renderer.own_classes(stack)}
 
     def _capture_layers(self) -> tuple[str, ...]:
         tab = self.state.tab
@@ -204,6 +204,7 @@ class StudioApp:
                 self._render_times = [t for t in self._render_times if now - t < 1.0] + [now]
                 self.render_fps = len(self._render_times)
                 self.canvas.show(r["image"], self._overlay_map())
+                self.attributes.show_own_classes(r["own_classes"])
                 self._take_detected(r)
                 if not r["preview"]:  # recordings, histories and saves take exact frames only
                     self.batch.record(r["image"])

@@ -55,6 +55,13 @@ class AttributesPanel:
                 dpg.add_slider_float(label=e.attribute, width=110, min_value=0.0, max_value=self.CLASS_LIMIT,
                                      default_value=e.strength, user_data=e.attribute, tag=f"class_strength_{i}",
                                      callback=lambda s, a, u: self._set_class_strength(u, a))
+                dpg.add_text("", tag=f"class_own_{i}", color=(150, 150, 150))
+
+    def show_own_classes(self, own: dict[str, str]) -> None:
+        """What the shown image reads as, per attribute (before its class edits), beside each value box."""
+        for i, e in enumerate(self.state.stack.class_edits):
+            if dpg.does_item_exist(f"class_own_{i}"):
+                dpg.set_value(f"class_own_{i}", f"(reads {own[e.attribute]})" if e.attribute in own else "")
 
     def _set_class_strength(self, attribute: str, strength: float) -> None:
         edit = next(e for e in self.state.stack.class_edits if e.attribute == attribute)

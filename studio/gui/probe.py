@@ -41,6 +41,8 @@ def write_probe(app, path: str, frame: int) -> None:
         "translate": list(app.state.stack.translate), "rotate": app.state.stack.rotate,
         "ranked": [c for c, _ in app.state.ranked[:5]],
         "class_edits": [[e.attribute, e.target, e.strength] for e in app.state.stack.class_edits],
+        "class_reads": [dpg.get_value(f"class_own_{i}") for i in range(len(app.state.stack.class_edits))
+                        if dpg.does_item_exist(f"class_own_{i}")],
         "batch": None if app.batch.progress is None else {
             "done": app.batch.progress.done, "total": app.batch.progress.total,
             "folder": str(app.batch.progress.folder), "running": app.batch.thread is not None},
