@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.engine.edits import ClassEdit, EditError, EditStack, nearest_class
+from studio.engine.edits import ClassEdit, EditError, EditStack, lda_reader, nearest_class, untruncate
 from studio.engine.engine import Engine
 from studio.engine.modeldata import ModelData
 from studio.engine.renderer import Renderer
@@ -33,6 +33,27 @@ def test_nearest_class_reads_a_truncated_w_against_truncated_means():
     truncated = center + 0.2 * (w0 - center)  # (8.6, 0): nearest to mean 1 untruncated, still class 1 truncated
     assert nearest_class(truncated, means, center, 0.2) == 1
     assert nearest_class(np.array([0.5, 0.0], np.float32) * 0.2 + 0.8 * center, means, center, 0.2) == 0
+
+
+def test_the_discriminant_reads_classes_the_nearest_mean_confuses():
+    """Two classes 2 apart along x, w spread 10 along y: the nearest mean is fooled by y, the discriminant is not;
+    it reads a truncated w as the w it was truncated from."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 4000)
+    ws = np.stack([2 * labels + 0.1 * rng.standard_normal(4000), 10 * rng.standard_normal(4000)], 1).astype(np.float32)
+    ws[:, 1] += 3 * labels  # the class means differ along y too, where w varies most
+    edit = ClassEdit.fit("x", ["p", "q"], ws[:3000], labels[:3000])
+    assert edit.reader.shape == (2, 3)
+    test_ws, test_labels = ws[3000:], labels[3000:]
+    center = np.zeros(2, np.float32)
+    by_reader = np.array([edit.own(w, center, 1.0) for w in test_ws])
+    by_mean = np.array([nearest_class(w, edit.means, center, 1.0) for w in test_ws])
+    assert (by_reader == test_labels).mean() > 0.99 and (by_mean == test_labels).mean() < 0.8
+    center = np.array([0.3, -2.0], np.float32)
+    truncated = center + 0.5 * (test_ws - center)
+    assert np.array_equal([edit.own(w, center, 0.5) for w in truncated], by_reader)
+    np.testing.assert_allclose(untruncate(truncated[0], center, 0.5), test_ws[0], atol=1e-5)
+    np.testing.assert_array_equal(lda_reader(ws, labels, edit.means).shape, (2, 3))
 
 
 def test_the_step_is_between_the_target_and_the_images_own_class_mean(R):
@@ -89,6 +110,11 @@ def test_the_renderer_refuses_means_of_another_w_size(R):
 
 
 def test_stack_json_round_trips_and_is_version_3_only_when_used(R):
+    with_reader = _edit(R, target="c")
+    with_reader.reader = np.random.RandomState(5).randn(3, R.G.cfg.w_dim + 1).astype(np.float32)
+    back = EditStack.from_json(json.loads(json.dumps(EditStack(seed=2, class_edits=[with_reader]).to_json())))
+    assert np.array_equal(back.class_edits[0].reader, with_reader.reader)
+    assert torch.equal(R.ws_for(back), R.ws_for(EditStack(seed=2, class_edits=[with_reader])))
     off = EditStack(seed=1, class_edits=[_edit(R)])
     assert off.to_json()["version"] == 1 and "class_edits" not in off.to_json()
     on = EditStack(seed=1, class_edits=[_edit(R, target="b", strength=1.5)])
@@ -110,6 +136,7 @@ def test_stack_json_round_trips_and_is_version_3_only_when_used(R):
     (lambda d: d.update(strength=True), "strength"),
     (lambda d: d.update(means={"shape": [2, 32], "f32": "AAAA"}), "base64|means"),
     (lambda d: d.pop("means"), "missing"),
+    (lambda d: d.update(reader={"shape": [3, 32], "f32": "A" * 512}), "reader must be"),
     (lambda d: d.update(values=[str(i) for i in range(300)]), "2 to"),
 ])
 def test_hostile_class_edits_in_a_recipe_are_refused_by_name(R, change, match):
@@ -119,9 +146,11 @@ def test_hostile_class_edits_in_a_recipe_are_refused_by_name(R, change, match):
         EditStack.from_json(doc)
 
 
-def test_nan_means_are_refused():
+def test_nan_means_or_reader_are_refused():
     with pytest.raises(EditError, match="NaN"):
         ClassEdit("x", ["a", "b"], np.array([[np.nan], [0.0]], np.float32)).validate()
+    with pytest.raises(EditError, match="NaN"):
+        ClassEdit("x", ["a", "b"], np.zeros((2, 1), np.float32), reader=np.full((2, 2), np.inf, np.float32)).validate()
 
 
 def test_fit_takes_the_mean_w_of_each_label_and_needs_every_value():
@@ -148,21 +177,25 @@ def test_a_png_with_a_class_edit_recreates_its_pixels(small_model, tmp_path):
 def test_classes_file_round_trips_user_shadows_shipped_and_broken_entries_are_reported(tmp_path):
     shipped = ModelData(tmp_path / "shipped", "abc")
     means = np.arange(6, dtype=np.float32).reshape(3, 2)
-    shipped.save_class_edits([ClassEdit("hair", ["x", "y", "z"], means), ClassEdit("eyes", ["u", "v"], means[:2])])
+    reader = np.arange(9, dtype=np.float32).reshape(3, 3)
+    shipped.save_class_edits([ClassEdit("hair", ["x", "y", "z"], means, reader=reader),
+                              ClassEdit("eyes", ["u", "v"], means[:2])])
     mine = ModelData(tmp_path / "user", "abc", shipped_root=tmp_path / "shipped")
     mine.save_class_edits([ClassEdit("eyes", ["u", "w"], means[1:])])
     edits = mine.load_class_edits()
     assert [(e.attribute, e.values) for e in edits] == [("hair", ["x", "y", "z"]), ("eyes", ["u", "w"])]
     assert all(e.target is None for e in edits) and np.array_equal(edits[0].means, means)
+    assert np.array_equal(edits[0].reader, reader) and edits[1].reader is None
     (mine.dir / "classes.json").write_text(json.dumps({"format": "ganstudio-classes", "attributes": [
         {"attribute": "ok", "values": ["a", "b"], "means": [[1, 2], [3, 4]]},
         {"attribute": "ragged", "values": ["a", "b"], "means": [[1], [2, 3]]},
         {"attribute": "one", "values": ["a"], "means": [[1, 2]]},
         {"attribute": "string", "values": "ab", "means": [[1, 2], [3, 4]]},
+        {"attribute": "reader", "values": ["a", "b"], "means": [[1, 2], [3, 4]], "reader": [[1, 2], [3, 4]]},
         {"values": ["a", "b"], "means": [[1, 2], [3, 4]]}]}))
     mine.errors.clear()
     assert [e.attribute for e in mine.load_class_edits()] == ["hair", "eyes", "ok"]
-    assert len(mine.errors) == 4 and "entry 1" in mine.errors[0]
+    assert len(mine.errors) == 5 and "entry 1" in mine.errors[0]
     (mine.dir / "classes.json").write_text("{not json")
     mine.errors.clear()
     assert [e.attribute for e in mine.load_class_edits()] == ["hair", "eyes"]

@@ -411,7 +411,7 @@ def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_pn
     """The bundled model's shipped class means: pick a hair colour from the first combo of the Attributes panel;
     the image moves to that class (unless it already is of it) and the saved PNG re-renders bit for bit."""
     from studio import paths
-    from studio.engine.edits import EditStack, nearest_class
+    from studio.engine.edits import EditStack
     from studio.engine.engine import Engine
 
     model = paths.bundled_model()
@@ -441,7 +441,7 @@ def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_pn
     engine = Engine.open(model, tmp_path / "data", device="cpu")
     edit = next(e for e in engine.data.load_class_edits() if e.attribute == "hair_colour")
     plain = engine.renderer.ws_for(EditStack(seed=0, psi=0.7))[0].numpy()
-    own = edit.values[nearest_class(plain, edit.means, engine.renderer.G.w_avg.numpy(), 0.7)]
+    own = edit.values[edit.own(plain, engine.renderer.G.w_avg.numpy(), 0.7)]
     assert (own == target) == np.array_equal(after, before), (own, target)
     assert p["class_reads"][0] == f"(reads {own})"  # the value the image had before the edit
     recipe = engine.read_png(saved)

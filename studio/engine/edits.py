@@ -3,8 +3,8 @@
     ws = mapping(z(seed), class)                 -- or an explicit latent w
     ws = base.lerp(ws, psi)  on the first `cutoff` layers   (base = w_avg or a chosen base latent)
     ws = lerp/slerp(ws, mix.w, mix.t)            -- optional interpolation toward another latent
-    ws = ws + t_j * (m_j[target] - m_j[own])     -- class edits: own = the class mean nearest to ws (truncated
-                                                    like it), m_j the attribute's class means in w
+    ws = ws + t_j * (m_j[target] - m_j[own])     -- class edits: m_j the attribute's class means in w, own the
+                                                    class a linear discriminant reads in the untruncated ws
     ws = ws + sum_k alpha_k * d_k                -- attribute directions
     x_L = x_L + sum_tabs S[h,w] * a[c] * mu(v)   -- spatial feature-map edits ("tabs") at their layers
     mu(v) = sign(v) * exp(|v| / 20)              -- the original's slider multiplier (v = 92 gives ~100)
@@ -180,10 +180,28 @@ class Direction:
         return cls(str(d["name"])[:200], decode_array(d["vector"]), d.get("strength", 0.0))  # checked by validate
 
 
+def untruncate(w: np.ndarray, center: np.ndarray, psi: float) -> np.ndarray:
+    """The latent a truncated w came from: center + (w - center) / psi (psi 0 keeps w: it is the centre)."""
+    return w if psi == 0 else center + (w - center) / psi
+
+
 def nearest_class(w: np.ndarray, means: np.ndarray, center: np.ndarray, psi: float) -> int:
-    """The class whose mean, truncated as w was (center + psi * (mean - center)), lies nearest to w [w_dim]."""
-    shifted = center[None] + psi * (means - center[None])
-    return int(np.argmin(np.square(shifted - w[None]).sum(1)))
+    """The class whose mean lies nearest to the untruncated w [w_dim] (the same as the nearest mean truncated as w)."""
+    return int(np.argmin(np.square(means - untruncate(w, center, psi)[None]).sum(1)))
+
+
+def lda_reader(ws: np.ndarray, labels: np.ndarray, means: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Linear discriminant scores [K, w_dim + 1] (weights, then bias): argmax_k of W_k . w + b_k is the class of w
+    under Gaussian classes with one shared covariance (its diagonal raised by ridge * its mean variance) and the
+    samples' class frequencies as priors.  It reads a class from w far better than the nearest mean when w varies
+    most along other attributes (the bundled model's bangs: 73% against 52% of held-out samples)."""
+    resid = (ws - means[labels]).astype(np.float64)
+    cov = resid.T @ resid / len(ws)
+    cov += ridge * np.trace(cov) / len(cov) * np.eye(len(cov))
+    weights = np.linalg.solve(cov, means.T.astype(np.float64)).T  # [K, w_dim] = means @ inv(cov)
+    prior = np.bincount(labels, minlength=len(means)) / len(labels)
+    bias = -0.5 * (weights * means).sum(1) + np.log(prior)
+    return np.concatenate([weights, bias[:, None]], 1).astype(np.float32)
 
 
 @dataclass
@@ -191,42 +209,53 @@ class ClassEdit:
     """Move an image into one value of a categorical attribute: ws += strength * (means[target] - means[own]).
 
     `means` [K, w_dim] are the class means of w (one per value, from labelled samples); `own` is read from the image's
-    own w by the nearest (truncated) class mean, so an image already of the target class does not move.  One global
-    direction cannot carry every class of a w that clusters them into the target; the step between the two means
-    can."""
+    own w, untruncated, by the linear discriminant `reader` [K, w_dim + 1] (or by the nearest class mean when there is
+    none), so an image already of the target class does not move.  One global direction cannot carry every class of
+    a w that clusters them into the target; the step between the two means can."""
 
     attribute: str
     values: list[str]
     means: np.ndarray  # [K, w_dim]
     target: str | None = None  # None: off
     strength: float = 1.0
+    reader: np.ndarray | None = None  # [K, w_dim + 1]: class scores W w + b
 
     @property
     def effective(self) -> bool:
         return self.target is not None and self.strength != 0
 
+    def own(self, w: np.ndarray, center: np.ndarray, psi: float) -> int:
+        """The value an image whose (first) w is `w`, truncated toward `center` by `psi`, reads as."""
+        if self.reader is None:
+            return nearest_class(w, self.means, center, psi)
+        w0 = untruncate(w, center, psi)
+        return int(np.argmax(self.reader[:, :-1] @ w0 + self.reader[:, -1]))
+
     def step(self, w: np.ndarray, center: np.ndarray, psi: float) -> np.ndarray:
-        """The offset this edit adds to an image whose (first) w is `w`, truncated toward `center` by `psi`."""
+        """The offset this edit adds to that image."""
         if not self.effective:
             return np.zeros(self.means.shape[1], np.float32)
-        own = nearest_class(w, self.means, center, psi)
+        own = self.own(w, center, psi)
         return (self.strength * (self.means[self.values.index(self.target)] - self.means[own])).astype(np.float32)
 
     @classmethod
     def fit(cls, attribute: str, values: list[str], ws: np.ndarray, labels: np.ndarray) -> ClassEdit:
-        """Class means from labelled latents: ws [N, w_dim], labels [N] value indices (every value needs samples)."""
+        """Class means and the discriminant reader from labelled latents: ws [N, w_dim], labels [N] value indices
+        (every value needs samples)."""
         counts = np.bincount(labels, minlength=len(values))[:len(values)]
         if (counts == 0).any():
             missing = [v for v, c in zip(values, counts, strict=True) if c == 0]
             raise EditError(f"class edit {attribute!r}: no samples of {', '.join(missing)}")
         means = np.stack([ws[labels == k].mean(0) for k in range(len(values))]).astype(np.float32)
-        return cls(attribute, list(values), means)
+        return cls(attribute, list(values), means, reader=lda_reader(ws, labels, means))
 
     def digest(self) -> tuple:
-        return (self.attribute, array_digest(self.means), self.target, self.strength) if self.effective else ()
+        return (self.attribute, array_digest(self.means, self.reader), self.target, self.strength) \
+            if self.effective else ()
 
     def to_json(self) -> dict:
         return {"attribute": self.attribute, "values": list(self.values), "means": encode_array(self.means),
+                "reader": None if self.reader is None else encode_array(self.reader),
                 "target": self.target, "strength": self.strength}
 
     @classmethod
@@ -236,21 +265,25 @@ class ClassEdit:
         try:
             edit = cls(str(d["attribute"])[:200], [str(v)[:200] for v in d["values"][:MAX_CLASSES + 1]],
                        decode_array(d["means"]), None if d.get("target") is None else str(d["target"])[:200],
-                       d.get("strength", 1.0))
+                       d.get("strength", 1.0), None if d.get("reader") is None else decode_array(d["reader"]))
         except (KeyError, TypeError, AttributeError) as e:
             raise EditError(f"class edit is missing or has a bad field: {e}") from None
         edit.validate()
         return edit
 
     def validate(self) -> None:
-        """2..MAX_CLASSES distinct values, one mean row per value, a target among them; strength normalised."""
+        """2..MAX_CLASSES distinct values, one mean (and reader) row per value, a target among them; strength
+        normalised."""
         k = len(self.values)
         if not 2 <= k <= MAX_CLASSES or len(set(self.values)) != k:
             raise EditError(f"class edit {self.attribute!r}: needs 2 to {MAX_CLASSES} distinct values, got {k}")
         if self.means.ndim != 2 or self.means.shape[0] != k:
             raise EditError(f"class edit {self.attribute!r}: means must be [{k}, w_dim], got {list(self.means.shape)}")
-        if not np.isfinite(self.means).all():
-            raise EditError(f"class edit {self.attribute!r}: means hold NaN or infinite values")
+        if self.reader is not None and self.reader.shape != (k, self.means.shape[1] + 1):
+            raise EditError(f"class edit {self.attribute!r}: reader must be [{k}, {self.means.shape[1] + 1}], got "
+                            f"{list(self.reader.shape)}")
+        if not np.isfinite(self.means).all() or (self.reader is not None and not np.isfinite(self.reader).all()):
+            raise EditError(f"class edit {self.attribute!r}: means or reader hold NaN or infinite values")
         if self.target is not None and self.target not in self.values:
             raise EditError(f"class edit {self.attribute!r}: target {self.target[:40]!r} is not one of its values")
         self.strength = finite_number(self.strength, f"class edit {self.attribute[:40]!r} strength")

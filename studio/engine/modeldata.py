@@ -323,7 +323,10 @@ class ModelData:
                 means = np.asarray(a["means"], dtype=np.float32)
                 if means.ndim != 2 or means.size > 1 << 20:
                     raise ValueError("means must be a [values, w_dim] array")
-                edit = ClassEdit(str(a["attribute"])[:200], [str(v)[:200] for v in a["values"]], means)
+                reader = None if a.get("reader") is None else np.asarray(a["reader"], dtype=np.float32)
+                if reader is not None and reader.ndim != 2:
+                    raise ValueError("reader must be a [values, w_dim + 1] array")
+                edit = ClassEdit(str(a["attribute"])[:200], [str(v)[:200] for v in a["values"]], means, reader=reader)
                 edit.validate()
                 out.append(edit)
             except (KeyError, TypeError, ValueError) as e:
@@ -332,9 +335,10 @@ class ModelData:
 
     def save_class_edits(self, edits: list[ClassEdit], notes: dict | None = None) -> Path:
         """Write the user's categorical attributes (their values and class means)."""
+        rows = lambda a: [[float(v) for v in row] for row in a]  # noqa: E731
         doc = {"format": CLASSES_FORMAT, "version": 1, "notes": notes or {},
-               "attributes": [{"attribute": e.attribute, "values": list(e.values),
-                               "means": [[float(v) for v in row] for row in e.means]} for e in edits]}
+               "attributes": [{"attribute": e.attribute, "values": list(e.values), "means": rows(e.means),
+                               **({} if e.reader is None else {"reader": rows(e.reader)})} for e in edits]}
         return write_text_atomic(self.dir / "classes.json", json.dumps(doc))
 
     # -------------------------------------------------------------------------------------------- statistics

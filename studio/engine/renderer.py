@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .edits import EditError, EditStack, SpatialTab, array_digest, nearest_class, resample_grid, seed_z, slerp
+from .edits import EditError, EditStack, SpatialTab, array_digest, resample_grid, seed_z, slerp
 from .loaders import memory_budget_bytes, render_bytes
 from .network import Generator, Stage, SynthesisState, truncate
 from .network_sg3 import input_transform
@@ -124,7 +124,7 @@ def class_offset(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> np.nda
 def own_classes(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> dict[str, str]:
     """Per class edit of the stack (on or off), the value its attribute's means read in w0."""
     first_center, psi = _class_reading(stack, center)
-    return {e.attribute: e.values[nearest_class(w0, e.means, first_center, psi)] for e in stack.class_edits}
+    return {e.attribute: e.values[e.own(w0, first_center, psi)] for e in stack.class_edits}
 
 
 class Renderer:

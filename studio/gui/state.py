@@ -7,7 +7,7 @@ tested headless.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -122,7 +122,7 @@ class StudioState:
         is, its own class means included, so an imported image renders as its recipe says."""
         used = {e.attribute: e for e in self.stack.class_edits if e.effective}
         known = {e.attribute for e in edits}
-        self.stack.class_edits = [used.get(e.attribute) or ClassEdit(e.attribute, list(e.values), e.means)
+        self.stack.class_edits = [used.get(e.attribute) or replace(e, values=list(e.values), target=None, strength=1.0)
                                   for e in edits] + [e for a, e in used.items() if a not in known]
         self.touch()
 

@@ -321,23 +321,25 @@ def fit_class_edits(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321
     """A class edit (class means of w) for every attribute the oracle labels, from n samples at psi 1, measured on
     the held-out samples fit_directions measures its directions on: per value, of the first `per_value` samples the
     oracle does not label with it, the share it does label with it after the edit (own class read from w by the
-    nearest class mean: no oracle)."""
+    edit's discriminant: no oracle); per attribute, the share of those samples whose label the discriminant reads."""
     imgs, ws = sample(G, n, psi=1.0, seed=seed)
     labels = predict(oracle, imgs)
     test_imgs, test_ws = sample(G, n_test, psi=1.0, seed=test_seed)
     test_labels = predict(oracle, test_imgs)
     center = G.w_avg.cpu().numpy()
-    edits, notes = [], {}
+    edits, notes = [], {"per_value": {}, "read_accuracy": {}}
     for attribute, values in ATTRIBUTES.items():
         edit = ClassEdit.fit(attribute, list(values), ws, labels[attribute])
         edits.append(edit)
+        read = np.array([edit.own(w, center, 1.0) for w in test_ws])
+        notes["read_accuracy"][attribute] = round(float((read == test_labels[attribute]).mean()), 3)
         for i, value in enumerate(values):
             idx = np.flatnonzero(test_labels[attribute] != i)[:per_value]
             edit.target = value
             moved = np.stack([w + edit.step(w, center, 1.0) for w in test_ws[idx]])
             rate = float((predict(oracle, _render_w(G, moved))[attribute] == i).mean())
-            notes[value_name(attribute, value)] = {"samples": int((labels[attribute] == i).sum()),
-                                                   "flip_rate": round(rate, 3)}
+            notes["per_value"][value_name(attribute, value)] = {
+                "samples": int((labels[attribute] == i).sum()), "flip_rate": round(rate, 3)}
         edit.target = None
     return edits, notes
 
