@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -422,15 +423,18 @@ def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_pn
         app.click(*app.centre("tab_attributes"))
         x0, y0, x1, y1 = app.wait(lambda p: "class_target_0" in p["rects"], 20, "class combo")["rects"][
             "class_target_0"]
-        for row in (3, 4, 2):  # the open list shows "(as it is)" then the values, about one combo height each
+        chosen = None
+        for row in (3, 4, 2, 3, 4):  # the open list shows "(as it is)" then the values, about one combo height each
             app.click((x0 + x1) // 2, (y0 + y1) // 2)
+            time.sleep(1.0)  # the list opens on a later frame (5 frames/s at rest, fewer on a loaded machine)
             app.click((x0 + x1) // 2, int(y1 + (row + 0.5) * (y1 - y0)))
             try:
-                p = app.wait(lambda p: p["class_edits"][0][1] is not None, 5, "a hair colour chosen")
+                chosen = app.wait(lambda p: p["class_edits"][0][1] is not None, 10, "a hair colour chosen")
                 break
             except AssertionError:
                 app.xdo("key", "Escape")
-        target = p["class_edits"][0][1]
+        assert chosen is not None, "no click on the hair colour list chose a value"
+        target = chosen["class_edits"][0][1]
         p = app.settled()
         after = app.image()
         saved = tmp_path / "class.png"
