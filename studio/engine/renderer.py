@@ -121,7 +121,7 @@ def class_offset(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> np.nda
                np.zeros_like(w0, dtype=np.float32))
 
 
-def own_classes(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> dict[str, str]:
+def read_classes(stack: EditStack, w0: np.ndarray, center: np.ndarray) -> dict[str, str]:
     """Per class edit of the stack (on or off), the value its attribute's means read in w0."""
     first_center, psi = _class_reading(stack, center)
     return {e.attribute: e.values[e.own(w0, first_center, psi)] for e in stack.class_edits}
@@ -140,7 +140,8 @@ class Renderer:
         self.layers: dict[str, Stage] = {s.name: s for s in self.stages if s.kind != "torgb"}
         self._stage_index: dict[str, int] = {s.name: i for i, s in enumerate(self.stages)}
         self._cache: _Cache | None = None
-        self._ws_memo: tuple | None = None  # (latent key, ws) of the last stack resolved
+        self._ws_memo: tuple | None = None  # (latent key, ws, class reading) of the last stack resolved
+        self._class_read: tuple[np.ndarray, np.ndarray] | None = None  # (first w before class edits, centre)
         self._unit_deltas: dict[tuple, Tensor] = {}
         self._base_memo: tuple | None = None  # (key, states) of the last shared base of a windowed batch
         self.windowed = True  # False: batches that part late run densely (the baseline in tests and benchmarks)
@@ -199,12 +200,12 @@ class Renderer:
         key = (stack.seed, stack.class_index, stack.psi, stack.cutoff,
                *(array_digest(a) for a in (stack.z, stack.w, stack.base)),
                None if stack.mix is None else (array_digest(stack.mix.w), stack.mix.t, stack.mix.method),
-               tuple(e.digest() for e in stack.class_edits if e.effective),
+               bool(stack.class_edits), tuple(e.digest() for e in stack.class_edits if e.effective),
                tuple((array_digest(d.vector), d.strength) for d in stack.directions if d.strength))
         if self._ws_memo is not None and self._ws_memo[0] == key:
             return self._ws_memo[1]
         ws = self._resolve_ws(stack)
-        self._ws_memo = (key, ws)
+        self._ws_memo = (key, ws, self._class_read)
         return ws
 
     def _resolve_ws(self, stack: EditStack) -> Tensor:
@@ -231,9 +232,11 @@ class Renderer:
                 ws = torch.as_tensor(slerp(ws.cpu().numpy(), other, stack.mix.t), device=self.device)
             else:
                 ws = ws.lerp(torch.as_tensor(other.copy(), device=self.device), stack.mix.t)
+        self._class_read = None
+        if stack.class_edits:  # what the edits read (kept for own_classes: no second mapping pass)
+            self._class_read = (ws[0].cpu().numpy(), center.cpu().numpy())
         if any(e.effective for e in stack.class_edits):
-            offset = class_offset(stack, ws[0].cpu().numpy(), center.cpu().numpy())
-            ws = ws + torch.as_tensor(offset, device=self.device)
+            ws = ws + torch.as_tensor(class_offset(stack, *self._class_read), device=self.device)
         for d in stack.directions:
             if d.strength:
                 ws = ws + d.strength * torch.as_tensor(d.vector, device=self.device, dtype=torch.float32)
@@ -245,9 +248,8 @@ class Renderer:
         edit steps from)."""
         if not stack.class_edits:
             return {}
-        w0 = self._resolve_ws(stack.copy(class_edits=[], directions=[]))[0].cpu().numpy()
-        center = self.G.w_avg if stack.base is None else torch.as_tensor(stack.base)
-        return own_classes(stack, w0, center.cpu().numpy())
+        self.ws_for(stack)  # the last stack rendered: memoised, with the w its class edits read
+        return read_classes(stack, *self._ws_memo[2])
 
     # -------------------------------------------------------------------------------------------- rendering
 
