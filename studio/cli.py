@@ -158,9 +158,7 @@ def stack_from_args(eng, args: argparse.Namespace):
             raise EditError(f"no categorical attribute {attribute!r} in the model's data folder (have: "
                             f"{', '.join(classes) or 'none'})")
         edit = classes[attribute]
-        if value not in edit.values:
-            raise EditError(f"{attribute} has no value {value!r} (have: {', '.join(edit.values)})")
-        edit.target, edit.strength = value, float(strength or 1)
+        edit.aim(value, float(strength or 1))
         stack.class_edits = [e for e in stack.class_edits if e.attribute != attribute] + [edit]
     for spec in args.tab or []:
         name, _, value = spec.partition("=")

@@ -224,6 +224,14 @@ class ClassEdit:
     def effective(self) -> bool:
         return self.target is not None and self.strength != 0
 
+    def aim(self, target: str | None, strength: float | None = None) -> None:
+        """Point the edit at one of its values (None: off); strength None keeps the current one."""
+        if target is not None and target not in self.values:
+            raise EditError(f"{self.attribute} has no value {target!r} (have: {', '.join(self.values)})")
+        self.target = target
+        if strength is not None:
+            self.strength = float(strength)
+
     def own(self, w: np.ndarray, center: np.ndarray, psi: float) -> int:
         """The value an image whose (first) w is `w`, truncated toward `center` by `psi`, reads as."""
         if self.reader is None:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -45,6 +46,32 @@ class DataError(ValueError):
 def safe_filename(name: str) -> str:
     cleaned = SAFE_NAME.sub("_", name).strip("._")
     return cleaned or "unnamed"
+
+
+T = TypeVar("T")
+
+
+def parse_direction(d: dict) -> Direction:
+    """One entry of directions.json (switched off)."""
+    vector = np.asarray(d["vector"], dtype=np.float32)
+    if vector.ndim not in (1, 2) or vector.size > 1 << 20 or not np.isfinite(vector).all():
+        raise ValueError("the vector is not a finite 1-D or 2-D array")
+    return Direction(str(d["name"])[:200], vector, 0.0)
+
+
+def parse_class_edit(a: dict) -> ClassEdit:
+    """One entry of classes.json (switched off), checked."""
+    if not isinstance(a["values"], list):
+        raise TypeError("values must be a list of names")
+    means = np.asarray(a["means"], dtype=np.float32)
+    if means.ndim != 2 or means.size > 1 << 20:
+        raise ValueError("means must be a [values, w_dim] array")
+    reader = None if a.get("reader") is None else np.asarray(a["reader"], dtype=np.float32)
+    if reader is not None and reader.ndim != 2:
+        raise ValueError("reader must be a [values, w_dim + 1] array")
+    edit = ClassEdit(str(a["attribute"])[:200], [str(v)[:200] for v in a["values"]], means, reader=reader)
+    edit.validate()
+    return edit
 
 
 @dataclass
@@ -261,27 +288,28 @@ class ModelData:
         shipped_names = {d.name for d in shipped}
         return [mine_by_name.get(d.name, d) for d in shipped] + [d for d in mine if d.name not in shipped_names]
 
-    def _read_directions(self, path: Path) -> list[Direction]:
+    def _read_list(self, path: Path, fmt: str, key: str, parse: Callable[[dict], T]) -> list[T]:
+        """The entries under `key` of a versioned JSON data file, each through `parse`: an unreadable file or a
+        broken entry is reported in `errors` (the other entries still load)."""
         if not path.exists():
             return []
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict) or doc.get("format") != DIRECTIONS_FORMAT \
-                    or not isinstance(doc.get("directions"), list):
-                raise DataError("not a GAN Studio directions file")
+            if not isinstance(doc, dict) or doc.get("format") != fmt or not isinstance(doc.get(key), list):
+                raise DataError(f"not a GAN Studio {path.stem} file")
         except (OSError, ValueError, RecursionError) as e:
-            self.errors.append(f"directions.json is unreadable ({type(e).__name__}: {str(e)[:120]})")
+            self.errors.append(f"{path.name} is unreadable ({type(e).__name__}: {str(e)[:120]})")
             return []
         out = []
-        for i, d in enumerate(doc["directions"]):  # a broken direction is reported; the others still load
+        for i, entry in enumerate(doc[key]):
             try:
-                vector = np.asarray(d["vector"], dtype=np.float32)
-                if vector.ndim not in (1, 2) or vector.size > 1 << 20 or not np.isfinite(vector).all():
-                    raise ValueError("the vector is not a finite 1-D or 2-D array")
-                out.append(Direction(str(d["name"])[:200], vector, 0.0))
+                out.append(parse(entry))
             except (KeyError, TypeError, ValueError) as e:
-                self.errors.append(f"directions.json entry {i}: {type(e).__name__}: {str(e)[:120]}")
+                self.errors.append(f"{path.name} entry {i}: {type(e).__name__}: {str(e)[:120]}")
         return out
+
+    def _read_directions(self, path: Path) -> list[Direction]:
+        return self._read_list(path, DIRECTIONS_FORMAT, "directions", parse_direction)
 
     def save_directions(self, directions: list[Direction], notes: dict | None = None) -> Path:
         """Write the user's directions (shipped ones of other names still show beneath them)."""
@@ -305,33 +333,7 @@ class ModelData:
         return [mine.get(a, e) for a, e in shipped.items()] + [e for a, e in mine.items() if a not in shipped]
 
     def _read_classes(self, path: Path) -> list[ClassEdit]:
-        if not path.exists():
-            return []
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict) or doc.get("format") != CLASSES_FORMAT \
-                    or not isinstance(doc.get("attributes"), list):
-                raise DataError("not a GAN Studio classes file")
-        except (OSError, ValueError, RecursionError) as e:
-            self.errors.append(f"classes.json is unreadable ({type(e).__name__}: {str(e)[:120]})")
-            return []
-        out = []
-        for i, a in enumerate(doc["attributes"]):  # a broken attribute is reported; the others still load
-            try:
-                if not isinstance(a["values"], list):
-                    raise TypeError("values must be a list of names")
-                means = np.asarray(a["means"], dtype=np.float32)
-                if means.ndim != 2 or means.size > 1 << 20:
-                    raise ValueError("means must be a [values, w_dim] array")
-                reader = None if a.get("reader") is None else np.asarray(a["reader"], dtype=np.float32)
-                if reader is not None and reader.ndim != 2:
-                    raise ValueError("reader must be a [values, w_dim + 1] array")
-                edit = ClassEdit(str(a["attribute"])[:200], [str(v)[:200] for v in a["values"]], means, reader=reader)
-                edit.validate()
-                out.append(edit)
-            except (KeyError, TypeError, ValueError) as e:
-                self.errors.append(f"classes.json entry {i}: {type(e).__name__}: {str(e)[:120]}")
-        return out
+        return self._read_list(path, CLASSES_FORMAT, "attributes", parse_class_edit)
 
     def save_class_edits(self, edits: list[ClassEdit], notes: dict | None = None) -> Path:
         """Write the user's categorical attributes (their values and class means)."""

@@ -130,11 +130,7 @@ class StudioState:
         """Move the image into one value of an attribute (None: leave it as it is)."""
         for e in self.stack.class_edits:
             if e.attribute == attribute:
-                if target is not None and target not in e.values:
-                    raise EditError(f"{attribute} has no value {target!r} (have: {', '.join(e.values)})")
-                e.target = target
-                if strength is not None:
-                    e.strength = float(strength)
+                e.aim(target, strength)
         self.touch()
 
     def set_move(self, translate: tuple[float, float] | None = None, rotate: float | None = None) -> None:
