@@ -144,6 +144,15 @@ def screenshot(app: Studio, path: Path, timeout: float = 20) -> Path:
     return path
 
 
+def save_png(app: Studio, path: Path, timeout: float = 20) -> Path:
+    """Save the shown image from the Generate tab's Save PNG button, as a user would; waits for the file."""
+    app.click(*app.centre("tab_generate"))
+    app.type_into("save_path", str(path))
+    app.click(*app.centre("btn_save_png"))
+    app.wait(lambda p: path.is_file(), timeout, "PNG saved")
+    return path
+
+
 def click_until(app: Studio, item: str, pred, what: str, tries: int = 3) -> dict:
     """Click an item until the probe satisfies `pred` (a click that lands while a big model's slow frames are
     resting can be missed, as a hurried human click can); only for clicks that are safe to repeat."""

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from .conftest import REPO, run_cli
-from .gui_harness import Studio, click_until, require_display_tools
+from .gui_harness import Studio, click_until, require_display_tools, save_png
 
 pytestmark = pytest.mark.gui
 
@@ -61,11 +61,7 @@ def test_paint_and_slider_change_the_painted_region(model, tmp_path):
         app.settled()
         after = app.image()
         # the edited image saved from the studio (a render resumed from the cache) re-renders bit for bit
-        saved = tmp_path / "studio.png"
-        app.click(*app.centre("tab_generate"))
-        app.type_into("save_path", str(saved))
-        app.click(*app.centre("btn_save_png"))
-        app.wait(lambda p: saved.is_file(), 20, "PNG saved")
+        saved = save_png(app, tmp_path / "studio.png")
         assert app.probe()["seed"] == 0  # the path's "g" and "r" went into the field, not to the shortcuts
         app.xdo("key", "g")  # after Enter the field lets go: the shortcut acts again
         app.wait(lambda p: p["seed"] != 0, 20, "G rolled a new seed")
@@ -396,11 +392,7 @@ def test_a_drag_shows_live_previews_then_the_exact_frame_which_is_what_is_saved(
         assert not p["preview"] and p["status_precision"] == "| exact"
         shown = app.image()
         favourites = tmp_path / "data" / p["model_hash_dir"] / "favourites"
-        saved = tmp_path / "exact.png"
-        app.click(*app.centre("tab_generate"))
-        app.type_into("save_path", str(saved))
-        app.click(*app.centre("btn_save_png"))
-        app.wait(lambda p: saved.is_file(), 20, "PNG saved")
+        saved = save_png(app, tmp_path / "exact.png")
     assert np.array_equal(np.asarray(Image.open(saved)), shown.astype(np.uint8))
     (favourite,) = favourites.glob("favourite_*.png")
     for png in (saved, favourite):
@@ -437,11 +429,7 @@ def test_a_class_value_chosen_in_the_attributes_panel_moves_the_image_and_its_pn
         target = chosen["class_edits"][0][1]
         p = app.settled()
         after = app.image()
-        saved = tmp_path / "class.png"
-        app.click(*app.centre("tab_generate"))
-        app.type_into("save_path", str(saved))
-        app.click(*app.centre("btn_save_png"))
-        app.wait(lambda p: saved.is_file(), 20, "PNG saved")
+        saved = save_png(app, tmp_path / "class.png")
     engine = Engine.open(model, tmp_path / "data", device="cpu")
     edit = next(e for e in engine.data.load_class_edits() if e.attribute == "hair_colour")
     plain = engine.renderer.ws_for(EditStack(seed=0, psi=0.7))[0].numpy()
