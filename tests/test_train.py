@@ -302,3 +302,40 @@ def test_the_command_line_sets_the_fine_tune_options(tmp_path, monkeypatch):
     cfg = built["cfg"]
     assert cfg.lr == 0.0001 and not cfg.adv_highpass and cfg.freeze_noise and cfg.adv_paired
     assert gan.PRESETS["cpu64_paired"].adv_highpass and not gan.PRESETS["cpu64_paired"].freeze_noise
+
+
+def test_kimg_stops_the_run_once_it_has_seen_that_many_images(monkeypatch, tmp_path):
+    import studio.train.gan as gan
+
+    class CountingTrainer:
+        def __init__(self, cfg, out, device):
+            self.cfg, self.step, self.images_seen, self.saved, self.G_ema = cfg, 0, 0, 0, None
+
+        def train_step(self, z, target, reals, weights):
+            self.step += 1
+            self.images_seen += len(z)
+            return {}
+
+        def save(self):
+            self.saved += 1
+
+        def log(self, **row):
+            pass
+
+        def _lr(self):
+            return self.cfg.lr
+
+    made = []
+
+    def build(cfg, out, device):
+        made.append(CountingTrainer(cfg, out, device))
+        return made[-1]
+
+    monkeypatch.setattr(gan, "Trainer", build)
+    monkeypatch.setattr(gan, "sample_grid", lambda G, z, path: None)
+    monkeypatch.setattr(gan, "make_dataset", lambda n, z_dim, res, seed, path, procs: (
+        np.zeros((4, z_dim), np.float32), np.zeros((4, res, res, 3), np.uint8), np.zeros((4, res, res), np.uint8)))
+    assert gan.main(["--preset", "cpu64", "--out", str(tmp_path), "--batch", "10", "--kimg", "0.095",
+                     "--minutes", "5"]) == 0
+    (trainer,) = made
+    assert trainer.images_seen == 100 and trainer.step == 10 and trainer.saved >= 1

@@ -526,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu64")
     ap.add_argument("--out", default="runs/bundled")
     ap.add_argument("--minutes", type=float, default=9.0, help="train this long, then save and exit (resumable)")
+    ap.add_argument("--kimg", type=float, help="stop earlier, once the run has seen this many thousand images")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--procs", type=int, default=os.cpu_count(), help="processes rendering the dataset")
     ap.add_argument("--dataset-size", type=int)
@@ -583,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     t_save = time.time() + args.save_every * 60
     t_log, seen_log = time.time(), trainer.images_seen
     fixed = np.random.RandomState(99).randn(64, g["z_dim"]).astype(np.float32)
-    while time.time() < t_end:
+    while time.time() < t_end and (args.kimg is None or trainer.images_seen < args.kimg * 1000):
         idx = rng.integers(0, len(zs), cfg.batch)
         z = torch.from_numpy(zs[idx]).to(device)
         target = to_float(imgs[idx], device)
