@@ -126,3 +126,23 @@ def test_run_and_modify_edits_the_detected_region_in_two_passes(engine, tmp_path
     tab.detector = {"plugin": "missing", "mode": "run_and_modify"}
     result2, stack2, messages2 = apply_detectors(engine.render, EditStack(seed=2, tabs=[tab]), m)
     assert "no plugin" in messages2[0] and not stack2.tabs[0].selection.any()
+
+
+@pytest.mark.parametrize("smooth", [0, 1, 2])
+def test_detector_discovery_scores_exactly_the_masks_the_spatial_map_plugin_makes(smooth):
+    """discover.py ranks settings by the masks it computes itself (vectorised over images); they must be the ones
+    the shipped plugin then makes from the same settings, smoothing included."""
+    from studio.portraits.discover import detector_masks
+
+    plugin = PluginManager(paths.shipped("plugins")).get("spatial_map")
+    rng = np.random.default_rng(smooth)
+    features = rng.standard_normal((3, 5, 8, 8)).astype(np.float32)
+    features[2] = 0.0  # a flat map selects nothing
+    weights = np.array([0.5, 0, -1.0, 0.25, 0], np.float32)
+    params = coerce_params(plugin, {"layer": "b8.conv0", "channels": "0.5x0,-1x2,0.25x3", "threshold": 0.55,
+                                    "smooth": smooth})
+    ours = detector_masks(features, weights, 0.55, 16, smooth)
+    for n in range(3):
+        theirs = run_plugin(plugin, {"b8.conv0": features[n]}, np.zeros((16, 16, 3), np.uint8), params, 8)
+        assert np.array_equal(ours[n, ::2, ::2], theirs > 0.5), n
+    assert ours[0].any() and not ours[2].any()

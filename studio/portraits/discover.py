@@ -30,6 +30,8 @@ PART_GROUPS = {"mouth": ("mouth",), "eyes": ("left_eye", "right_eye"), "hair": (
 DISCOVERY_SEED = 10_000  # seeds 10000.. are for discovery; measurement uses 20000..
 MEASURE_SEED = 20_000
 THRESHOLDS = np.round(np.linspace(0.15, 0.85, 15), 3)
+RIDGE_LAMBDAS = (1e-3, 1e-2, 1e-1)  # relative to the mean channel variance
+SMOOTHS = (0, 1, 2)  # the plugin's 3x3 smoothing passes
 
 # edit tabs: name -> (oracle attribute, class index, region it edits)
 EDITS = {
@@ -71,25 +73,48 @@ def sample(renderer: Renderer, oracle: Oracle, seeds: list[int], psi: float = 0.
     return Sample(stacks, images, {k: np.concatenate(v) for k, v in feats.items()}, predict(oracle, images)["parts"])
 
 
-def detector_masks(features: np.ndarray, weights: np.ndarray, threshold: float, size: int) -> np.ndarray:
-    """The spatial_map plugin's rule (weighted channel sum, min-max normalised, thresholded), upsampled to `size`."""
-    m = np.tensordot(weights, features, axes=([0], [1]))  # [N, h, w]
+def smooth_maps(m: np.ndarray, times: int) -> np.ndarray:
+    """The spatial_map plugin's smoothing of maps [..., h, w]: a 3x3 mean with edge padding, `times` times."""
+    h, w = m.shape[-2:]
+    for _ in range(times):
+        p = np.pad(m, [(0, 0)] * (m.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
+        m = sum(p[..., i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9
+    return m
+
+
+def normalised_maps(features: np.ndarray, weights: np.ndarray, smooth: int = 0) -> np.ndarray:
+    """The spatial_map plugin's map before its threshold: weighted channel sum, smoothed, min-max normalised."""
+    m = smooth_maps(np.tensordot(weights, features, axes=([0], [1])), smooth)  # [N, h, w]
     lo = m.min(axis=(1, 2), keepdims=True)
     hi = m.max(axis=(1, 2), keepdims=True)
-    on = ((m - lo) / np.maximum(hi - lo, 1e-12) > threshold).astype(np.float32)
-    f = size // on.shape[-1]
-    return np.repeat(np.repeat(on, f, 1), f, 2) > 0.5
+    return np.where(hi - lo < 1e-12, 0.0, (m - lo) / np.maximum(hi - lo, 1e-12))
+
+
+def thresholded(maps: np.ndarray, threshold: float, size: int) -> np.ndarray:
+    """Cells above the threshold, upsampled to `size` (nearest)."""
+    f = size // maps.shape[-1]
+    on = maps > threshold
+    return np.repeat(np.repeat(on, f, 1), f, 2)
+
+
+def detector_masks(features: np.ndarray, weights: np.ndarray, threshold: float, size: int,
+                   smooth: int = 0) -> np.ndarray:
+    """The spatial_map plugin's masks for every image, upsampled to `size`."""
+    return thresholded(normalised_maps(features, weights, smooth), threshold, size)
 
 
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.logical_and(pred, truth).sum() / max(np.logical_or(pred, truth).sum(), 1))
 
 
-def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12)) -> dict:
-    """Best spatial_map settings (layer, signed channel weights, threshold) for a part, by IoU on the sample.
+def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12), lams: tuple = RIDGE_LAMBDAS,
+                      smooths: tuple = SMOOTHS) -> dict:
+    """Best spatial_map settings (layer, signed channel weights, smoothing, threshold) for a part, by IoU on the
+    sample.
 
     Candidates per layer: the top-k channels by |cosine| with the part masks, each with its sign and 1/std (over
-    the sample) as weight so that no channel wins by magnitude alone; and ridge-regression weights of all channels.
+    the sample) as weight so that no channel wins by magnitude alone; and ridge-regression weights of all channels
+    at a few ridge strengths.  Each is tried at every smoothing and threshold.
     """
     truth = part_mask(s.parts, part)
     best = {"iou": -1.0}
@@ -102,16 +127,18 @@ def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12)) -> 
             w = np.zeros(f.shape[1], np.float32)
             w[ranked[:k]] = np.sign(scores[ranked[:k]]) / std[ranked[:k]]
             candidates.append(w)
-        candidates.append(ridge_weights(f, truth))
+        candidates += [ridge_weights(f, truth, lam) for lam in lams]
         for w in candidates:
             w = (w / np.abs(w).max()).round(4)
-            for t in THRESHOLDS:
-                score = iou(detector_masks(f, w, t, truth.shape[-1]), truth)
-                if score > best["iou"]:
-                    best = {"iou": score, "layer": layer, "weights": w, "threshold": float(t)}
+            for smooth in smooths:
+                maps = normalised_maps(f, w, smooth)
+                for t in THRESHOLDS:
+                    score = iou(thresholded(maps, t, truth.shape[-1]), truth)
+                    if score > best["iou"]:
+                        best = {"iou": score, "layer": layer, "weights": w, "threshold": float(t), "smooth": smooth}
     return {"part": part, "plugin": "spatial_map", "iou_discovery": round(best["iou"], 4),
             "params": {"layer": best["layer"], "channels": format_channel_list(best["weights"]),
-                       "threshold": best["threshold"], "smooth": 0}}
+                       "threshold": best["threshold"], "smooth": best["smooth"]}}
 
 
 def ridge_weights(features: np.ndarray, truth: np.ndarray, lam: float = 1e-2) -> np.ndarray:
@@ -133,7 +160,7 @@ def detect(s: Sample, config: dict, grid: int | None = None) -> np.ndarray:
     w = np.zeros(f.shape[1], np.float32)
     for c, k in parse_channel_list(p["channels"], f.shape[1]).items():
         w[c] = k
-    full = detector_masks(f, w, p["threshold"], s.images.shape[1])
+    full = detector_masks(f, w, p["threshold"], s.images.shape[1], int(p.get("smooth", 0)))
     if grid is None:
         return full
     return np.stack([resample_mask(m.astype(np.float32), grid) for m in full])
