@@ -1,5 +1,6 @@
 """Batch panel: the original's Batch and Misc jobs from the studio's current state, run on a background thread
-with progress and Cancel; animation of a run's frames; recording the frames shown while scrubbing."""
+with progress and Cancel; animation of a run's frames; recording the frames shown while scrubbing; below them the
+sweep browser (its own widget) for the last axis sweep."""
 
 from __future__ import annotations
 
@@ -8,19 +9,17 @@ import threading
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
-import numpy as np
 
 from ..engine import jobs
 from ..engine.animate import collect_frames, write_animation
 from ..engine.edits import EditError
 from ..engine.files import free_path
 from ..engine.jobspecs import JOB_SPECS, PARAM_HELP, JobArgs, job_spec
-from ..engine.recipe import RecipeError, read_image
-from .tiles import TileGrid
+from ..engine.recipe import RecipeError
+from .sweep_browser import SweepBrowser
 from .widgets import tooltip
 from .worker import lower_thread_priority
 
-SWEEP_COLUMNS, SWEEP_ROWS, SWEEP_CELL = 8, 4, 56  # a page of the sweep browser: 32 tiles
 HISTORY_QUEUE = 64  # feature maps waiting for the event loop to record them (the job waits when it is full)
 
 
@@ -35,10 +34,7 @@ class BatchPanel:
         self.error: str | None = None
         self.recording: list = []
         self.features: queue.Queue = queue.Queue(HISTORY_QUEUE)  # (name, maps) from the job to the history
-        self.sweep = TileGrid("sweep_grid", SWEEP_COLUMNS, SWEEP_ROWS, SWEEP_CELL, on_click=self._take_channel)
-        self.sweep_items: list[jobs.Item] = []  # the shown sweep's items (labels like "89+")
-        self.sweep_folder: Path | None = None
-        self.sweep_page = 0
+        self.browser = SweepBrowser(self.state)
         self.ray_started = False  # a local Ray cluster this studio started (stopped when the studio ends)
 
     def build(self) -> None:
@@ -95,14 +91,7 @@ class BatchPanel:
                              callback=lambda s, a: self.recording.clear() if a else None)
             dpg.add_button(label="Save recording", callback=self.save_recording)
         dpg.add_separator()
-        dpg.add_text("Sweep browser: click a tile to put its channel, with its sign, into the active tab")
-        with dpg.group(horizontal=True):
-            dpg.add_input_text(tag="sw_folder", width=300, hint="an axis sweep's folder (the last run's by default)",
-                               on_enter=True, callback=lambda: self.browse(Path(dpg.get_value("sw_folder"))))
-            dpg.add_button(label="<", callback=lambda: self._page(-1))
-            dpg.add_button(label=">", callback=lambda: self._page(1))
-            dpg.add_text("", tag="sw_page")
-        self.sweep.build()
+        self.browser.build()
         self.show_params()
 
     def refresh(self) -> None:
@@ -210,7 +199,7 @@ class BatchPanel:
                 self.state.say(f"batch job {status}: {p.done if p else 0} of {p.total if p else 0} images "
                                f"in {self.folder}")
                 if self.folder is not None and (self.folder / "contact_sheet.png").exists():
-                    self.browse(self.folder)
+                    self.browser.browse(self.folder)
 
     def stop(self) -> None:
         """Cancel a running job and wait for it: it ends after its current chunk."""
@@ -258,61 +247,3 @@ class BatchPanel:
             self.state.say("nothing recorded: tick 'record shown frames' and move a slider", error=True)
             return
         self._write(list(self.recording))
-
-    # -------------------------------------------------------------------------------------------- sweep browser
-
-    def browse(self, folder: Path) -> None:
-        """Show an axis sweep's tiles, labelled with channel and sign, from its folder's plan."""
-        try:
-            items = jobs.read_items(folder)
-        except EditError as e:
-            self.state.say(str(e), error=True)
-            return
-        self.sweep_items = [item for item in items if _sweep_channel(item.label) is not None]
-        if not self.sweep_items:
-            self.state.say(f"{folder} holds no axis sweep (tiles labelled like 89+)", error=True)
-            return
-        self.sweep_folder, self.sweep_page = folder, 0
-        dpg.set_value("sw_folder", str(folder))
-        self._show_page()
-
-    def _page(self, step: int) -> None:
-        pages = max(1, -(-len(self.sweep_items) // self.sweep.per_page))
-        self.sweep_page = (self.sweep_page + step) % pages
-        self._show_page()
-
-    def _show_page(self) -> None:
-        if self.sweep_folder is None:
-            return
-        k = self.sweep.per_page
-        page = self.sweep_items[self.sweep_page * k:(self.sweep_page + 1) * k]
-        tiles = []
-        for item in page:
-            try:
-                image = read_image(self.sweep_folder / item.name).astype(np.float32) / 255
-            except RecipeError:
-                image = np.zeros((SWEEP_CELL, SWEEP_CELL, 3), np.float32)  # not written (cancelled, failed)
-            tiles.append((item.label, image))
-        self.sweep.show(tiles)
-        pages = -(-len(self.sweep_items) // k)
-        dpg.set_value("sw_page", f"page {self.sweep_page + 1}/{pages}, {len(self.sweep_items)} tiles")
-
-    def _take_channel(self, index: int) -> None:
-        """The clicked tile's channel, with its sign, goes into the sweep's tab (its selection and slider): the
-        tab of that name at that layer if the studio has one, else a new tab made from the sweep's."""
-        item = self.sweep_items[self.sweep_page * self.sweep.per_page + index]
-        channel, sign = _sweep_channel(item.label)
-        try:
-            probe = item.stack.tabs[-1]  # the sweep puts its one-hot tab last
-            self.state.take_sweep_tab(probe, channel, sign)
-        except (EditError, IndexError) as e:
-            self.state.say(f"this sweep's tile cannot be used: {e}", error=True)
-            return
-        self.state.say(f"channel {channel} ({'+' if sign > 0 else '-'}) set in tab {self.state.tab.name!r}")
-
-
-def _sweep_channel(label: str) -> tuple[int, float] | None:
-    """A sweep tile's label ("89+", "12-") as (channel, sign)."""
-    if len(label) < 2 or label[-1] not in "+-" or not label[:-1].isdigit():
-        return None
-    return int(label[:-1]), 1.0 if label[-1] == "+" else -1.0

@@ -54,7 +54,7 @@ def write_probe(app, path: str, frame: int) -> None:
         "sessions": [s.engine.model.name for s in app.sessions.values()],
         "tabs": [t.name for t in app.state.stack.tabs], "undo": len(app.state.undo_stack),
         "history": None if app.history() is None else len(app.history()),
-        "sweep_labels": list(app.batch.sweep.labels),
+        "sweep_labels": list(app.batch.browser.tiles.labels),
         "model_buttons": {f"model_btn_{k}": dpg.get_item_label(f"model_btn_{k}") for k in range(3)
                           if dpg.does_item_exist(f"model_btn_{k}")}, "fmap_labels": list(app.fmaps.tiles.labels),
         "weights": None if tab is None else {int(c): float(tab.weights[tab.layers[0]][c])
