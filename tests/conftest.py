@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def small_model(tmp_path):
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "studio.cli", *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=timeout)
+
+
+def run_job(job, engine, out: Path, cancel=None, **kw) -> tuple[Path, dict, list]:
+    """Run a batch job to its end: its folder, its manifest and every progress report."""
+    progress = list(job.run(engine, out, cancel, **kw))
+    folder = progress[-1].folder if progress else next(out.iterdir())
+    return folder, json.loads((folder / "manifest.json").read_text()), progress
 
 
 def random_sg3(config: str = "T", resolution: int = 32, c_dim: int = 0, seed: int = 0, **kw):

@@ -12,7 +12,7 @@ from studio.engine.animate import collect_frames, pingpong, write_animation
 from studio.engine.edits import Direction, EditError, EditStack, SpatialTab
 from studio.engine.engine import Engine
 
-from .conftest import run_cli
+from .conftest import run_cli, run_job
 
 
 @pytest.fixture
@@ -30,9 +30,7 @@ def _tab(engine, value=60.0):
 
 
 def _run(job, engine, out, cancel=None):
-    progress = list(job.run(engine, out, cancel))
-    folder = progress[-1].folder if progress else next(out.iterdir())
-    return folder, json.loads((folder / "manifest.json").read_text())
+    return run_job(job, engine, out, cancel)[:2]
 
 
 def test_new_latents_write_recipes_that_recreate_them(engine, tmp_path):
@@ -200,9 +198,7 @@ def test_jobs_run_detectors_and_recipes_keep_the_detected_selection(engine, tmp_
     tab.detector = {"plugin": "spatial_map", "mode": "run_and_modify",
                     "params": {"layer": "b16.conv0", "channels": "1-4", "threshold": 0.6}}
     job = jobs.new_latents(EditStack(seed=0, tabs=[tab]), 3, seed=4)
-    progress = list(job.run(engine, tmp_path / "out", plugins=PluginManager(paths.shipped("plugins"))))
-    folder = progress[-1].folder
-    manifest = json.loads((folder / "manifest.json").read_text())
+    folder, manifest, _ = run_job(job, engine, tmp_path / "out", plugins=PluginManager(paths.shipped("plugins")))
     assert manifest["status"] == "complete" and manifest["problems"] == []
     for name in manifest["files"]:
         recipe = engine.read_png(folder / name)

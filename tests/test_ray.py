@@ -13,7 +13,7 @@ from studio.engine import jobs
 from studio.engine.edits import EditStack, SpatialTab
 from studio.engine.engine import Engine
 
-from .conftest import run_cli
+from .conftest import run_cli, run_job
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ganstudio[ray]')")
 
@@ -46,12 +46,6 @@ def _files(folder):
     return out
 
 
-def _run(job, engine, out, **kw):
-    progress = list(job.run(engine, out, **kw))
-    folder = progress[-1].folder
-    return folder, json.loads((folder / "manifest.json").read_text()), progress
-
-
 def _sweep_stack(engine):
     st = engine.renderer.layers["b16.conv0"]
     sel = np.zeros((16, 16), np.float32)
@@ -66,8 +60,8 @@ def test_a_job_on_two_ray_workers_writes_the_same_files(cluster, engine, tmp_pat
     # 40 images: two chunks, one per worker (the in-process chunks, so windowed recipes match too)
     for job in (jobs.new_latents(EditStack(seed=0, psi=0.7), 40, seed=5),
                 jobs.axis_aligned_sweep(_sweep_stack(engine), 0, list(range(20)))):
-        here, m_here, _ = _run(job, engine, tmp_path / "here")
-        there, m_there, progress = _run(job, engine, tmp_path / "there", backend=ray_backend(engine, 2))
+        here, m_here, _ = run_job(job, engine, tmp_path / "here")
+        there, m_there, progress = run_job(job, engine, tmp_path / "there", backend=ray_backend(engine, 2))
         a, b = _files(here), _files(there)
         assert list(a) == list(b) == sorted(it.name for it in job.items)
         for name in a:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -17,7 +15,7 @@ from studio.engine.engine import Engine
 from studio.engine.loaders import load_model, save_model
 from studio.engine.recipe import read_recipe
 
-from .conftest import random_generator, run_cli
+from .conftest import random_generator, run_cli, run_job
 
 
 @pytest.fixture
@@ -187,9 +185,7 @@ def test_batch_jobs_write_recipes_that_recreate_their_files(engine, tmp_path, ki
            "spectrum": lambda: jobs.attribute_spectrum(stack, 3),
            "interp": lambda: jobs.interpolate(engine, pngs, 3),
            "apply": lambda: jobs.apply_to_folder(engine, stack, src)}[kind]()
-    progress = list(job.run(engine, tmp_path / "out"))
-    folder = progress[-1].folder
-    manifest = json.loads((folder / "manifest.json").read_text())
+    folder, manifest, _ = run_job(job, engine, tmp_path / "out")
     assert manifest["status"] == "complete" and manifest["problems"] == []
     for name in manifest["files"]:
         again = engine.render_recipe(engine.read_png(folder / name)).uint8()[0]
@@ -207,9 +203,7 @@ def test_detector_plugin_on_an_sg3_layer(engine, tmp_path):
     tab.detector = {"plugin": "spatial_map", "mode": "run_and_modify",
                     "params": {"layer": layer, "channels": "1-4", "threshold": 0.6}}
     job = jobs.new_latents(EditStack(seed=0, tabs=[tab]), 2, seed=4)
-    progress = list(job.run(engine, tmp_path / "out", plugins=PluginManager(paths.shipped("plugins"))))
-    folder = progress[-1].folder
-    manifest = json.loads((folder / "manifest.json").read_text())
+    folder, manifest, _ = run_job(job, engine, tmp_path / "out", plugins=PluginManager(paths.shipped("plugins")))
     assert manifest["status"] == "complete" and manifest["problems"] == []
     for name in manifest["files"]:
         recipe = engine.read_png(folder / name)
