@@ -115,6 +115,29 @@ def test_relabelled_z_renders_the_given_labels_and_keeps_the_rest():
     assert all(params_from_z(only_bangs[i]).hair_colour == params_from_z(z[i]).hair_colour for i in range(len(z)))
 
 
+def test_pasting_every_part_of_the_render_gives_the_render_back():
+    """fd_sources pastes one part of render(z) into G(z) at a time: the parts tile the image, so pasting all of
+    them in turn gives the render exactly, each pixel comes from the render only inside its own part, and the
+    per-part error is zero against itself and the mean |difference| (in [-1, 1] units) inside each part."""
+    from studio.portraits.fd_sources import part_errors, paste_part
+    from studio.portraits.render import PARTS
+
+    renders, part_maps, _ = render_dataset(np.random.RandomState(6).randn(20, 64), 32)
+    gen = np.full_like(renders, 128)
+    pasted = gen
+    for i in range(len(PARTS)):
+        one = paste_part(gen, renders, part_maps, i)
+        assert np.array_equal(one[part_maps == i], renders[part_maps == i])
+        assert np.array_equal(one[part_maps != i], gen[part_maps != i])
+        pasted = paste_part(pasted, renders, part_maps, i)
+    assert np.array_equal(pasted, renders)
+    assert all(v == 0 for v in part_errors(renders, renders, part_maps).values())
+    errors = part_errors(gen, renders, part_maps)
+    skin = part_maps == PARTS.index("skin")
+    expected = np.abs(renders[skin].astype(float) - 128).mean() * 2 / 255
+    assert abs(errors["skin"] - expected) < 1e-4
+
+
 def test_variance_ratio_of_a_shrunk_set_is_the_square_of_its_factor():
     from studio.portraits.fd_sources import variance_ratios
 

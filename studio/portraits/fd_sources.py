@@ -6,6 +6,8 @@ For n fresh z it compares G(z) with render(z) on the FD's pooled pixels:
   mean term    |mu_G - mu_renders|^2
   variance     G's variance over the renders', in total and on the renders' principal components
   shrunk       renders pulled toward their mean by a factor: the FD of an image set that varies too little
+  pasted       per part of the render's own part map: G(z) with that part's pixels replaced by render(z)'s, and
+               the FD it reaches (how much of the excess that part carries), with G's mean |error| inside the part
 
     python -m studio.portraits.fd_sources --model MODEL [--n 1000]
 
@@ -23,7 +25,7 @@ import torch
 from ..engine.network import Generator
 from .evaluate import frechet_distance, pooled_pixels, reference_renders, sample, skin_tones
 from .oracle import Oracle, predict
-from .render import ATTRIBUTES, Z_LAYOUT, render_dataset
+from .render import ATTRIBUTES, PARTS, Z_LAYOUT, render_dataset
 
 
 def relabel_z(z: np.ndarray, labels: dict[str, np.ndarray], attributes: list[str]) -> np.ndarray:
@@ -59,6 +61,18 @@ def variance_ratios(feats: np.ndarray, reference: np.ndarray, bands: tuple[tuple
     return out
 
 
+def paste_part(gen: np.ndarray, renders: np.ndarray, part_maps: np.ndarray, part: int) -> np.ndarray:
+    """gen [n, H, W, 3] with every pixel whose render part map [n, H, W] is `part` taken from renders."""
+    return np.where((part_maps == part)[..., None], renders, gen)
+
+
+def part_errors(gen: np.ndarray, renders: np.ndarray, part_maps: np.ndarray) -> dict[str, float]:
+    """Mean |gen - renders| inside each part of the renders' part maps, in [-1, 1] units (the training L1's)."""
+    err = np.abs(gen.astype(np.float64) - renders.astype(np.float64)).mean(-1) * (2 / 255)
+    return {name: round(float(err[part_maps == i].mean()), 4) for i, name in enumerate(PARTS)
+            if (part_maps == i).any()}
+
+
 @torch.no_grad()
 def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> dict:
     """The figures of the module docstring for G at psi 1, as multiples of the renders' floor."""
@@ -67,7 +81,8 @@ def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> 
     ref = pooled_pixels(reference)
     imgs, _ = sample(G, n, 1.0, seed=seed)
     z = np.random.RandomState(seed).randn(n, G.cfg.z_dim)
-    gen, renders = pooled_pixels(imgs), pooled_pixels(render_dataset(z, size)[0])
+    render_imgs, part_maps, _ = render_dataset(z, size)
+    gen, renders = pooled_pixels(imgs), pooled_pixels(render_imgs)
     labels = predict(oracle, imgs)
     labels["skin"] = skin_tones(imgs, labels["parts"])  # -1 (no skin found) keeps the render's own tone below
 
@@ -83,7 +98,10 @@ def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> 
             "mean_term": round(float(((gen.mean(0) - ref.mean(0)) ** 2).sum() / floor), 3),
             "variance_over_renders": {k: round(v, 3) for k, v in
                                       variance_ratios(gen, renders, ((0, 20), (20, 100))).items()},
-            "renders_shrunk": {str(s): rel(mean + s * (renders - mean)) for s in (0.9, 0.95)}}
+            "renders_shrunk": {str(s): rel(mean + s * (renders - mean)) for s in (0.9, 0.95)},
+            "pasted": {name: rel(pooled_pixels(paste_part(imgs, render_imgs, part_maps, i)))
+                       for i, name in enumerate(PARTS) if (part_maps == i).any()},
+            "part_l1": part_errors(imgs, render_imgs, part_maps)}
 
 
 def main(argv: list[str] | None = None) -> int:
