@@ -93,15 +93,16 @@ def fd_sources(G: Generator, oracle: Oracle, n: int = 1000, seed: int = 123) -> 
     relabelled = {name: rel(pooled_pixels(render_dataset(relabel_z(z, labels, [name]), size)[0])) for name in names}
     relabelled["all"] = rel(pooled_pixels(render_dataset(relabel_z(z, labels, names), size)[0]))
     mean = renders.mean(0)
+    errors = part_errors(imgs, render_imgs, part_maps)  # one entry per part the renders hold
     return {"n": n, "floor": round(floor, 4), "generator": rel(gen), "renders_of_the_same_z": rel(renders),
             "relabelled": relabelled,
             "mean_term": round(float(((gen.mean(0) - ref.mean(0)) ** 2).sum() / floor), 3),
             "variance_over_renders": {k: round(v, 3) for k, v in
                                       variance_ratios(gen, renders, ((0, 20), (20, 100))).items()},
             "renders_shrunk": {str(s): rel(mean + s * (renders - mean)) for s in (0.9, 0.95)},
-            "pasted": {name: rel(pooled_pixels(paste_part(imgs, render_imgs, part_maps, i)))
-                       for i, name in enumerate(PARTS) if (part_maps == i).any()},
-            "part_l1": part_errors(imgs, render_imgs, part_maps)}
+            "pasted": {name: rel(pooled_pixels(paste_part(imgs, render_imgs, part_maps, PARTS.index(name))))
+                       for name in errors},
+            "part_l1": errors}
 
 
 def main(argv: list[str] | None = None) -> int:
