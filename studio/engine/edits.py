@@ -164,6 +164,9 @@ def resample_grid(sel: np.ndarray, size: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ dataclasses
 
 
+DIRECTION_LIMIT = 3.0  # a direction slider's end in the studio: the original's -30..30 divided by 10
+
+
 @dataclass
 class Direction:
     """An attribute direction in w-space and how far to move along it: ws += strength * vector."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
+from ..engine.edits import DIRECTION_LIMIT
+
 
 class AttributesPanel:
-    LIMIT = 3.0  # the original's -30..30 slider divided by 10
+    LIMIT = DIRECTION_LIMIT
     CLASS_LIMIT = 2.0  # a class edit's strength: 1 = the step between the two class means
     KEEP = "(as it is)"
 

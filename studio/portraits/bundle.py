@@ -96,7 +96,8 @@ def write_directions(G: Generator, oracle: Oracle, data: ModelData) -> dict:
         "method": "per attribute, a linear classifier on oracle labels of 5,000 samples at psi 1: the unit "
                   "class-mean difference of w or the logistic-regression normal, whichever flips more of those "
                   "samples at 2 std (fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
-                  "without the attribute that the oracle labels with it after w += 2 std * d",
+                  "without the attribute that the oracle labels with it after w += 2 std * d (sigma: that std); "
+                  "flip_rate_slider_end: the same after w += 3 d, the studio slider's end",
         "per_direction": notes})
     return notes
 

@@ -43,6 +43,7 @@ def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
     if directions:
         _, notes = fit_directions(G, oracle)
         report["flip_rate_2sigma"] = {name: n["flip_rate_2sigma"] for name, n in notes.items()}
+        report["flip_rate_slider_end"] = {name: n["flip_rate_slider_end"] for name, n in notes.items()}
         _, class_notes = fit_class_edits(G, oracle)
         report["class_edit_flip_rate"] = {name: n["flip_rate"] for name, n in class_notes["per_value"].items()}
         report["class_read_accuracy"] = class_notes["read_accuracy"]
@@ -66,6 +67,9 @@ def summary(old: dict, new: dict) -> list[str]:
         lines.append(f"G(z) shows render(z), {k}: {old['z_match'][k]} -> {new['z_match'][k]}")
     for k in old.get("flip_rate_2sigma", {}):
         lines.append(f"flip rate {k}: {old['flip_rate_2sigma'][k]} -> {new['flip_rate_2sigma'][k]}")
+    for k in old.get("flip_rate_slider_end", {}):
+        lines.append(f"flip rate at the slider's end {k}: {old['flip_rate_slider_end'][k]} -> "
+                     f"{new['flip_rate_slider_end'][k]}")
     for k in old.get("class_read_accuracy", {}):
         lines.append(f"class read accuracy {k}: {old['class_read_accuracy'][k]} -> {new['class_read_accuracy'][k]}")
     for k in old.get("class_edit_flip_rate", {}):

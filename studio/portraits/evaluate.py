@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.edits import ClassEdit, Direction
+from ..engine.edits import DIRECTION_LIMIT, ClassEdit, Direction
 from ..engine.network import Generator
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
@@ -293,7 +293,7 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
     Two linear classifiers per attribute, the class-mean difference and the logistic normal; the one whose
     2-sigma step flips more of the fitting samples is kept.  The kept direction is then measured on n_test
     held-out samples: the share of those without the attribute that have it after w += sigmas * std(w . d) * d
-    (std over the fitting samples)."""
+    (std over the fitting samples), and at the studio slider's end, w += DIRECTION_LIMIT * d (d a unit vector)."""
     imgs, ws = sample(G, n, psi=1.0, seed=seed)
     targets = direction_targets(predict(oracle, imgs))
     test_imgs, test_ws = sample(G, n_test, psi=1.0, seed=test_seed)
@@ -310,7 +310,9 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
         d = candidates[method]
         directions.append(Direction(name, d))
         rate = flip_rate(G, oracle, test_ws, test_targets[name], name, d, steps[method])
+        slider_end = flip_rate(G, oracle, test_ws, test_targets[name], name, d, DIRECTION_LIMIT)
         notes[name] = {"positives": int(y.sum()), "method": method, "flip_rate_2sigma": round(rate, 3),
+                       "sigma": round(float((ws @ d).std()), 3), "flip_rate_slider_end": round(slider_end, 3),
                        "balanced_accuracy": round(balanced_accuracy(test_ws, test_targets[name], d), 3),
                        "fitting_flip_rates": {k: round(v, 3) for k, v in fit_rates.items()}}
     return directions, notes
