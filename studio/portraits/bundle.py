@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from .. import paths
+from ..engine.edits import DIRECTION_LIMIT
 from ..engine.files import sha256_file, write_text_atomic
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model, save_model
 from ..engine.modeldata import ModelData
@@ -97,7 +98,7 @@ def write_directions(G: Generator, oracle: Oracle, data: ModelData) -> dict:
                   "class-mean difference of w or the logistic-regression normal, whichever flips more of those "
                   "samples at 2 std (fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
                   "without the attribute that the oracle labels with it after w += 2 std * d (sigma: that std); "
-                  "flip_rate_slider_end: the same after w += 3 d, the studio slider's end",
+                  f"flip_rate_slider_end: the same after w += {DIRECTION_LIMIT:g} d, the studio slider's end",
         "per_direction": notes})
     return notes
 

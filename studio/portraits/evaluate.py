@@ -304,7 +304,8 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
             notes[name] = {"skipped": f"only {int(y.sum())} positive samples"}
             continue
         candidates = {"class_mean": fit_direction(ws, y), "logistic": fit_logistic_direction(ws, y)}
-        steps = {k: sigmas * float((ws @ d).std()) for k, d in candidates.items()}
+        stds = {k: float((ws @ d).std()) for k, d in candidates.items()}
+        steps = {k: sigmas * std for k, std in stds.items()}
         fit_rates = {k: flip_rate(G, oracle, ws, y, name, d, steps[k]) for k, d in candidates.items()}
         method = max(fit_rates, key=fit_rates.get)
         d = candidates[method]
@@ -312,7 +313,7 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
         rate = flip_rate(G, oracle, test_ws, test_targets[name], name, d, steps[method])
         slider_end = flip_rate(G, oracle, test_ws, test_targets[name], name, d, DIRECTION_LIMIT)
         notes[name] = {"positives": int(y.sum()), "method": method, "flip_rate_2sigma": round(rate, 3),
-                       "sigma": round(float((ws @ d).std()), 3), "flip_rate_slider_end": round(slider_end, 3),
+                       "sigma": round(stds[method], 3), "flip_rate_slider_end": round(slider_end, 3),
                        "balanced_accuracy": round(balanced_accuracy(test_ws, test_targets[name], d), 3),
                        "fitting_flip_rates": {k: round(v, 3) for k, v in fit_rates.items()}}
     return directions, notes
