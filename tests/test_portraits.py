@@ -97,6 +97,17 @@ def test_argmax_flip_ceiling():
     assert abs(ceilings[0] - 0.888) < 0.01 and abs(ceilings[2] - 0.714) < 0.01
 
 
+def test_clustered_flip_rate_trades_read_accuracy_for_reach():
+    from studio.portraits.evaluate import clustered_flip_rate
+
+    # no spread: the step is 2 / sqrt(k - 1) of the way to the boundary, past it for k = 3 and 4, short for 6 and 8
+    assert [clustered_flip_rate(k, 0.0, n=4000)[1] for k in (3, 4, 6, 8)] == [1.0, 1.0, 0.0, 0.0]
+    # with eight classes, the better w holds them apart, the fewer a 2-sigma step reaches
+    reads, flips = zip(*(clustered_flip_rate(8, s, n=20_000) for s in (0.2, 0.4, 0.6, 0.8)), strict=True)
+    assert list(reads) == sorted(reads, reverse=True) and list(flips) == sorted(flips)
+    assert reads[0] > 0.99 and flips[0] < 0.35 and reads[-1] < 0.55 and flips[-1] > 0.65
+
+
 def test_relabelled_z_renders_the_given_labels_and_keeps_the_rest():
     """fd_sources re-renders each z with the labels a generator showed: every attribute must take the given label,
     and the continuous parameters (face position, size, hues) must not move."""

@@ -267,6 +267,28 @@ def argmax_flip_ceiling(k: int, sigmas: float = 2.0, n: int = 200_000, seed: int
     return float((moved.argmax(1) == 0).mean())
 
 
+def clustered_flip_rate(k: int, spread: float, sigmas: float = 2.0, n: int = 40_000,
+                        seed: int = 0) -> tuple[float, float]:
+    """(read accuracy, flip rate) for k equally likely classes held apart in w: class means on a regular simplex of
+    radius 1, isotropic within-class spread `spread`, an image's class the nearest mean.  The flip rate is the
+    share of other classes' samples that a step of sigmas * std(w . d) along the class-mean direction d of one
+    class puts into it.  With no spread the step is 2 / sqrt(k - 1) of the distance to the class boundary, so for
+    k > 5 it flips nothing: the better w holds many classes apart, the less a 2-sigma step reaches."""
+    rng = np.random.default_rng(seed)
+    means = np.eye(k) - 1.0 / k
+    means /= np.linalg.norm(means[0])
+    y = rng.integers(0, k, n)
+    w = means[y] + spread * rng.standard_normal((n, k))
+
+    def nearest(x: np.ndarray) -> np.ndarray:
+        return np.argmin(np.square(x[:, None] - means[None]).sum(-1), 1)
+
+    d = means[0] - means[1:].mean(0)
+    d /= np.linalg.norm(d)
+    moved = w[y != 0] + sigmas * (w @ d).std() * d
+    return float((nearest(w) == y).mean()), float((nearest(moved) == 0).mean())
+
+
 @torch.no_grad()
 def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, had: np.ndarray, target: str, d: np.ndarray,
               step: float, n: int = 200) -> float:
