@@ -272,8 +272,8 @@ def clustered_flip_rate(k: int, spread: float, sigmas: float = 2.0, n: int = 40_
     """(read accuracy, flip rate) for k equally likely classes held apart in w: class means on a regular simplex of
     radius 1, isotropic within-class spread `spread`, an image's class the nearest mean.  The flip rate is the
     share of other classes' samples that a step of sigmas * std(w . d) along the class-mean direction d of one
-    class puts into it.  With no spread the step is 2 / sqrt(k - 1) of the distance to the class boundary, so for
-    k > 5 it flips nothing: the better w holds many classes apart, the less a 2-sigma step reaches."""
+    class puts into it.  With no spread the step is sigmas / sqrt(k - 1) of the distance to the class boundary, so
+    at 2 sigma it flips nothing for k > 5: the better w holds many classes apart, the less a 2-sigma step reaches."""
     rng = np.random.default_rng(seed)
     means = np.eye(k) - 1.0 / k
     means /= np.linalg.norm(means[0])
