@@ -76,6 +76,22 @@ def test_class_mean_direction_follows_where_the_classes_differ_most():
     assert balanced_accuracy(ws, y, -d) < 0.2
 
 
+def test_partial_direction_holds_the_other_labels_fixed():
+    from studio.portraits.evaluate import fit_direction, fit_partial_direction
+
+    rng = np.random.RandomState(0)
+    b = rng.rand(4000) < 0.5
+    a = np.where(b, rng.rand(4000) < 0.8, rng.rand(4000) < 0.2)  # a mostly comes with b
+    ws = rng.randn(4000, 3) * 0.1
+    ws[:, 0] += 1.0 * a  # a's own change in w
+    ws[:, 1] += 3.0 * b  # b's, which a's class mean also picks up
+    design = np.stack([a, b], 1).astype(np.float64)
+    design -= design.mean(0)
+    own = fit_partial_direction(ws, design, 0)
+    assert abs(np.linalg.norm(own) - 1) < 1e-6 and own[0] > 0.99
+    assert fit_direction(ws, a)[1] > 0.8  # the class mean leans on b
+
+
 def test_bundle_refuses_a_missing_previous_log(capsys, tmp_path):
     import pytest
 
@@ -178,3 +194,28 @@ def test_skin_tone_is_read_back_from_the_pixels_of_every_render():
     wanted = np.where(np.arange(200) % 2 == 0, -1, (truth + 1) % len(SKIN_TONES))
     moved = relabel_z(z, {"skin": wanted}, ["skin"])
     assert [params_from_z(m).skin for m in moved] == np.where(wanted < 0, truth, wanted).tolist()
+
+
+def test_soft_iou_weights_find_the_channel_difference_a_single_channel_misses():
+    from studio.portraits.discover import iou, normalised_maps, soft_iou_weights, thresholded
+
+    rng = np.random.RandomState(0)
+    yy, xx = np.mgrid[0:16, 0:16]
+    truth = np.zeros((40, 32, 32), bool)
+    features = np.zeros((40, 2, 16, 16), np.float32)
+    for i in range(40):
+        cy, cx = rng.randint(4, 12, 2)
+        disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= 6
+        ramp = rng.uniform(1, 3) * (xx if i % 2 else yy) / 15  # a slope across the image, different per image
+        features[i, 0] = disk + ramp + 0.05 * rng.randn(16, 16)
+        features[i, 1] = ramp
+        truth[i] = np.repeat(np.repeat(disk, 2, 0), 2, 1)
+
+    def best_iou(w):
+        maps = normalised_maps(features, w, 0)
+        return max(iou(thresholded(maps, t, 32), truth) for t in np.linspace(0.05, 0.95, 37))
+
+    start = np.array([1.0, 0.0], np.float32)
+    refined = soft_iou_weights(features, truth, start, smooth=0)
+    assert best_iou(start) < 0.7  # the slope swamps the disk in some images
+    assert best_iou(refined) > 0.9 and refined[1] < -0.5 * refined[0]
