@@ -77,9 +77,11 @@ def test_shipped_detectors_find_their_parts_on_fresh_seeds(engine, oracle):
     from studio.portraits.discover import iou, part_mask
     from studio.portraits.oracle import predict
 
+    # the bars sit between the detectors discovered with and without the soft-IoU refinement (on these 30 seeds:
+    # mouth 0.69 -> 0.83, cheeks 0.48 -> 0.57)
     detectors = json.loads(engine.data.read_path("detectors.json").read_text())
     plugin = PluginManager(paths.shipped("plugins")).get("spatial_map")
-    for part, bar in (("mouth", 0.5), ("hair", 0.7), ("background", 0.8)):
+    for part, bar in (("mouth", 0.78), ("hair", 0.7), ("background", 0.8), ("cheeks", 0.52)):
         params = coerce_params(plugin, detectors[part]["params"])
         preds, truths = [], []
         for seed in range(7000, 7030):
