@@ -4,7 +4,8 @@
 
 Writes models/<name>.safetensors, data/<sha256>/ (average_latent.json, directions.json, classes.json, quality.json),
 docs/sample-grid.png (8x8 at psi 0.7) and docs/training-log.jsonl (the run's log, after --previous-log's lines for a run
-started with --init from an earlier model).  `--only-classes` (re)writes the shipped model's classes.json alone.
+started with --init from an earlier model).  `--only-classes` / `--only-directions` (re)write the shipped model's
+classes.json / directions.json alone.
 """
 
 from __future__ import annotations
@@ -49,12 +50,16 @@ def main(argv: list[str] | None = None) -> int:
                          "logs only its own kimg)")
     ap.add_argument("--only-classes", action="store_true",
                     help="fit and write the class edits (classes.json) of the model already in models/, nothing else")
+    ap.add_argument("--only-directions", action="store_true",
+                    help="fit and write the attribute directions (directions.json) of the model already in models/, "
+                         "nothing else")
     args = ap.parse_args(argv)
-    if args.only_classes:
+    if args.only_classes or args.only_directions:
         model = args.shipped / "models" / args.name
         torch.set_num_threads(2)
-        notes = write_classes(load_model(model).generator, load_oracle(args.oracle),
-                              ModelData(args.shipped / "data", sha256_file(model)))
+        write = write_classes if args.only_classes else write_directions
+        notes = write(load_model(model).generator, load_oracle(args.oracle),
+                      ModelData(args.shipped / "data", sha256_file(model)))
         print(json.dumps(notes, indent=1))
         return 0
     if args.previous_log is not None and not args.previous_log.is_file():
@@ -94,9 +99,10 @@ def write_directions(G: Generator, oracle: Oracle, data: ModelData) -> dict:
     """Fit, measure and save the attribute directions (directions.json); returns the per-direction notes."""
     directions, notes = fit_directions(G, oracle)
     data.save_directions(directions, notes={
-        "method": "per attribute, a linear classifier on oracle labels of 5,000 samples at psi 1: the unit "
-                  "class-mean difference of w or the logistic-regression normal, whichever flips more of those "
-                  "samples at 2 std (fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
+        "method": "per attribute value, a linear direction from oracle labels of 5,000 samples at psi 1: the unit "
+                  "class-mean difference of w, the logistic-regression normal or the value's coefficient in a "
+                  "ridge regression of w on all labels (partial), whichever flips more of those samples at 2 std "
+                  "(fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
                   "without the attribute that the oracle labels with it after w += 2 std * d (sigma: that std); "
                   f"flip_rate_slider_end: the same after w += {DIRECTION_LIMIT:g} d, the studio slider's end",
         "per_direction": notes})
