@@ -70,6 +70,34 @@ def test_z_probe_learns_from_w_and_resumes(tmp_path):
     assert "probe" not in plain.train_step(z, target, target)
 
 
+def test_linear_w_term_makes_w_a_more_linear_function_of_z_and_resumes(tmp_path):
+    from studio.engine.network import normalize_2nd_moment
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(generator=dict(z_dim=16, w_dim=16, resolution=16, mapping_layers=4, mapping_lr_mul=1.0,
+                                     channel_base=256, channel_max=32, conv_clamp=None), batch=32,
+                      linear_w_weight=1.0, recon_weight=0.0, lr=0.01)
+    t = Trainer(cfg, tmp_path, torch.device("cpu"))
+
+    @torch.no_grad()
+    def unexplained(seed: int) -> float:  # 1 - R^2 of the least-squares fit of w from z on fresh z
+        z = torch.randn(4096, 16, generator=torch.Generator().manual_seed(seed))
+        w = t.G.mapping(z)
+        x = torch.cat([normalize_2nd_moment(z), torch.ones(len(z), 1)], 1)
+        return float((x @ torch.linalg.lstsq(x, w).solution - w).square().sum() / (w - w.mean(0)).square().sum())
+
+    start = t.fit_linear(n=4096)
+    assert abs(start - unexplained(0)) < 1e-4 and start > 0.02  # four leaky-ReLU layers: not linear to begin with
+    target = torch.zeros(32, 3, 16, 16)
+    stats = [t.train_step(torch.randn(32, 16), target, target)["lin"] for _ in range(60)]
+    assert unexplained(1) < 0.5 * start and stats[-1] < stats[0]
+    t.save()
+    again = Trainer(cfg, tmp_path, torch.device("cpu"))
+    assert torch.equal(again.linear.weight, t.linear.weight)
+    plain = Trainer(TrainConfig(generator=cfg.generator, batch=8), tmp_path / "plain", torch.device("cpu"))
+    assert "lin" not in plain.train_step(torch.randn(8, 16), target[:8], target[:8])
+
+
 def test_param_probe_reads_what_the_renderer_draws_and_starts_fitted(tmp_path):
     from studio.engine.network import normalize_2nd_moment
     from studio.portraits.render import Z_KINDS, Z_USED, params_from_z
