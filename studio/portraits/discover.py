@@ -1,7 +1,8 @@
 """Find, for the bundled model, which feature maps track each part and which change it; measure the result.
 
 Detectors: on generated images, rank every layer's channels by cosine similarity to the oracle's part masks,
-then search layer x top-k channels x threshold for the spatial_map plugin settings with the best IoU.
+then search layer x top-k channels x threshold for the spatial_map plugin settings with the best IoU, and refine
+the best layers' weights on a soft IoU of the plugin's own map.
 Edit tabs: with a part's detected region as the selection, run the axis-aligned probe (each channel +v and -v)
 and score each by how much it moves the oracle toward the target attribute; the tab combines the best channels.
 This is done at each candidate layer; the layer kept is the one whose tab reaches the attribute most locally.
