@@ -124,7 +124,6 @@ def discover_detector(s: Sample, part: str, ks: tuple = (1, 2, 3, 5, 8, 12), lam
     thresholds (measured on 300 held-out images: the mouth 0.73 -> 0.85 on the shipped model, cheeks 0.48 -> 0.58).
     """
     truth = part_mask(s.parts, part)
-    best = {"iou": -1.0}
     per_layer = {}
     for layer, f in s.features.items():
         scores = rank_by_masks(f, truth.astype(np.float32), "cosine")
@@ -172,19 +171,20 @@ def soft_iou_weights(features: np.ndarray, truth: np.ndarray, start: np.ndarray,
     w = torch.tensor(start, dtype=torch.float32, requires_grad=True)
     cut = torch.tensor(0.5, requires_grad=True)
     opt = torch.optim.Adam([w, cut], lr=0.01)
-    for _ in range(steps):
-        m = torch.einsum("c,nchw->nhw", w, f)
-        for _ in range(smooth):
-            m = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(m[:, None], (1, 1, 1, 1), mode="replicate"),
-                                               3, 1)[:, 0]
-        lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
-        soft = torch.sigmoid(((m - lo) / (hi - lo + 1e-6) - cut) / temperature)
-        soft = soft.repeat_interleave(up, 1).repeat_interleave(up, 2)
-        inter = (soft * t).sum()
-        loss = 1 - inter / (soft.sum() + t.sum() - inter)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.enable_grad():  # also when a caller renders under no_grad
+        for _ in range(steps):
+            m = torch.einsum("c,nchw->nhw", w, f)
+            for _ in range(smooth):
+                m = torch.nn.functional.avg_pool2d(
+                    torch.nn.functional.pad(m[:, None], (1, 1, 1, 1), mode="replicate"), 3, 1)[:, 0]
+            lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+            soft = torch.sigmoid(((m - lo) / (hi - lo + 1e-6) - cut) / temperature)
+            soft = soft.repeat_interleave(up, 1).repeat_interleave(up, 2)
+            inter = (soft * t).sum()
+            loss = 1 - inter / (soft.sum() + t.sum() - inter)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     out = w.detach().numpy()
     return (out / max(float(np.abs(out).max()), 1e-12)).round(4)
 
