@@ -77,7 +77,7 @@ def test_class_mean_direction_follows_where_the_classes_differ_most():
 
 
 def test_partial_direction_holds_the_other_labels_fixed():
-    from studio.portraits.evaluate import fit_direction, fit_partial_direction
+    from studio.portraits.evaluate import fit_direction, fit_partial_directions
 
     rng = np.random.RandomState(0)
     b = rng.rand(4000) < 0.5
@@ -87,7 +87,7 @@ def test_partial_direction_holds_the_other_labels_fixed():
     ws[:, 1] += 3.0 * b  # b's, which a's class mean also picks up
     design = np.stack([a, b], 1).astype(np.float64)
     design -= design.mean(0)
-    own = fit_partial_direction(ws, design, 0)
+    own = fit_partial_directions(ws, design)[0]
     assert abs(np.linalg.norm(own) - 1) < 1e-6 and own[0] > 0.99
     assert fit_direction(ws, a)[1] > 0.8  # the class mean leans on b
 

@@ -203,16 +203,17 @@ def value_name(attribute: str, value: str) -> str:
     return f"{prefix}_{value}"
 
 
+def value_indicators(pred: dict) -> dict[str, np.ndarray]:
+    """Whether each sample has each labelled attribute value, by value_name (the binaries' "on" value only)."""
+    return {value_name(k, c): pred[k] == i for k, classes in ATTRIBUTES.items() for i, c in enumerate(classes)
+            if not (classes == ("off", "on") and c == "off")}
+
+
 def direction_targets(pred: dict) -> dict[str, np.ndarray]:
     """Binary targets for every labelled attribute value that has a direction (not the binaries' off values, the
     dark background or the closed mouth)."""
-    t = {}
-    for k, classes in ATTRIBUTES.items():
-        for i, c in enumerate(classes):
-            if (classes == ("off", "on") and c == "off") or (k, c) in (("background", "dark"), ("mouth", "closed")):
-                continue
-            t[value_name(k, c)] = pred[k] == i
-    return t
+    no_direction = (value_name("background", "dark"), value_name("mouth", "closed"))
+    return {name: y for name, y in value_indicators(pred).items() if name not in no_direction}
 
 
 def fit_direction(ws: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -249,21 +250,15 @@ def fit_logistic_direction(ws: np.ndarray, y: np.ndarray, steps: int = 300) -> n
 
 
 def label_design(pred: dict) -> tuple[np.ndarray, list[str]]:
-    """Every oracle label of a sample as centred indicator columns (one per attribute value, the binaries' "on"
-    only), named as direction_targets names them (off values and the dark background by their own names)."""
-    cols, names = [], []
-    for attribute, values in ATTRIBUTES.items():
-        for i, value in enumerate(values):
-            if values == ("off", "on") and value == "off":
-                continue
-            cols.append((pred[attribute] == i).astype(np.float64))
-            names.append(value_name(attribute, value))
-    x = np.stack(cols, 1)
-    return x - x.mean(0), names
+    """Every oracle label of a sample as centred indicator columns (value_indicators) and their names."""
+    indicators = value_indicators(pred)
+    x = np.stack([y.astype(np.float64) for y in indicators.values()], 1)
+    return x - x.mean(0), list(indicators)
 
 
-def fit_partial_direction(ws: np.ndarray, design: np.ndarray, column: int, ridge: float = 1e-3) -> np.ndarray:
-    """Unit direction of one label column's coefficient in a ridge regression of w on every label (label_design):
+def fit_partial_directions(ws: np.ndarray, design: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Unit directions [columns, w_dim], each a label column's coefficient in one ridge regression of w on every
+    label (label_design):
     the change in w that goes with the value when the other attributes' labels are held fixed, where the class-mean
     difference also carries whatever tends to come with it. On a w that holds classes apart non-linearly (measured
     on a paired fine-tune of the probe run: the hairband's class-mean direction flips 71% at 2 sigma, this one 92%,
@@ -271,8 +266,7 @@ def fit_partial_direction(ws: np.ndarray, design: np.ndarray, column: int, ridge
     gram = design.T @ design / len(design)
     rhs = design.T @ (ws - ws.mean(0)) / len(design)
     coef = np.linalg.solve(gram + ridge * np.trace(gram) / len(gram) * np.eye(len(gram)), rhs)
-    d = coef[column]
-    return (d / np.linalg.norm(d)).astype(np.float32)
+    return (coef / np.linalg.norm(coef, axis=1, keepdims=True)).astype(np.float32)
 
 
 def balanced_accuracy(ws: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
@@ -340,7 +334,7 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
     """Directions for every labelled attribute value from n samples at psi 1.
 
     Three candidates per attribute: the class-mean difference, the logistic normal and the value's coefficient
-    in a regression of w on all labels (fit_partial_direction); the one whose 2-sigma step flips more of the
+    in a regression of w on all labels (fit_partial_directions); the one whose 2-sigma step flips more of the
     fitting samples is kept.  The kept direction is then measured on n_test
     held-out samples: the share of those without the attribute that have it after w += sigmas * std(w . d) * d
     (std over the fitting samples), and at the studio slider's end, w += DIRECTION_LIMIT * d (d a unit vector)."""
@@ -348,6 +342,7 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
     labels = predict(oracle, imgs)
     targets = direction_targets(labels)
     design, columns = label_design(labels)
+    partial = fit_partial_directions(ws, design)  # one regression serves every value
     test_imgs, test_ws = sample(G, n_test, psi=1.0, seed=test_seed)
     test_targets = direction_targets(predict(oracle, test_imgs))
     directions, notes = [], {}
@@ -356,7 +351,7 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
             notes[name] = {"skipped": f"only {int(y.sum())} positive samples"}
             continue
         candidates = {"class_mean": fit_direction(ws, y), "logistic": fit_logistic_direction(ws, y),
-                      "partial": fit_partial_direction(ws, design, columns.index(name))}
+                      "partial": partial[columns.index(name)]}
         stds = {k: float((ws @ d).std()) for k, d in candidates.items()}
         steps = {k: sigmas * std for k, std in stds.items()}
         fit_rates = {k: flip_rate(G, oracle, ws, y, name, d, steps[k]) for k, d in candidates.items()}
