@@ -222,3 +222,45 @@ def test_soft_iou_weights_find_the_channel_difference_a_single_channel_misses():
         refined = soft_iou_weights(features, truth, start, smooth=0)
     assert best_iou(start) < 0.7  # the slope swamps the disk in some images
     assert best_iou(refined) > 0.9 and refined[1] < -0.5 * refined[0]
+
+
+def test_tv_standard_error_matches_the_spread_of_tv_over_repeated_draws():
+    from studio.portraits.compare import tv_standard_error
+
+    rng = np.random.default_rng(0)
+    data = np.array([0.3, 0.3, 0.2, 0.2])
+    model = np.array([0.4, 0.24, 0.26, 0.1])  # every value away from the data, where the delta method holds
+    n = 1000
+    tvs = [0.5 * np.abs(rng.multinomial(n, model) / n - data).sum() for _ in range(4000)]
+    predicted = tv_standard_error(model, data, n)
+    assert abs(np.std(tvs) / predicted - 1) < 0.06
+    assert abs(0.5 * np.abs(model - data).sum() - np.mean(tvs)) < 0.2 * predicted  # the estimate is unbiased there
+
+
+def test_verdict_marks_only_the_drops_larger_than_the_noise():
+    from studio.portraits.compare import FLIP_SAMPLES, NOISE_Z, Figure, figures, share_difference_se, verdict
+
+    se = share_difference_se(0.8, 0.8, FLIP_SAMPLES)
+    assert abs(se - np.sqrt(2 * 0.8 * 0.2 / FLIP_SAMPLES)) < 1e-12
+    small = Figure("a", 0.8, 0.8 - 0.5 * NOISE_Z * se, standard_error=se)
+    large = Figure("b", 0.8, 0.6, standard_error=se)
+    assert small.worse and not small.worse_beyond_noise and large.worse_beyond_noise
+    assert Figure("fd", 1.2, 1.3, higher_is_better=False).worse_beyond_noise  # no noise model: any rise counts
+    assert not Figure("fd", 1.3, 1.2, higher_is_better=False).worse
+
+    def report(flip: float, fd: float, sharp: float) -> dict:
+        quality = {"valid_portraits": 1.0, "attributes": {
+            "bangs": {"freq": {"full": 0.3, "parted": 0.3, "none": 0.4}, "min_freq": 0.3, "tv_distance": 0.0333}}}
+        return {"fidelity": {p: {"fd_over_floor": fd, "sharpness": sharp} for p in ("psi_0.7", "psi_1.0")},
+                "quality": {p: quality for p in ("psi_0.7", "psi_1.0")}, "z_match": {"bangs": 0.9},
+                "flip_rate_2sigma": {"bangs_full": flip, "eyes_red": float("nan")}}
+
+    figs = figures(report(0.9, 2.0, 0.7), report(0.6, 1.2, 1.05), {"bangs": np.array([1, 1, 1]) / 3})
+    names = {f.name: f for f in figs}
+    assert "2-sigma flip eyes_red" not in names  # not measured (nan): no figure
+    assert names["2-sigma flip bangs_full"].worse_beyond_noise
+    assert not names["psi_1.0 |1 - sharpness|"].worse  # 0.05 from the renders' sharpness beats 0.3
+    assert not names["psi_1.0 bangs TV"].worse and not names["psi_1.0 FD / floor"].worse
+    lines = verdict(figs)
+    assert lines[:-1] == ["! 2-sigma flip bangs_full: 0.9 -> 0.6"]
+    assert lines[-1].startswith(f"worse on 1 of {len(figs)} figures (1 beyond")

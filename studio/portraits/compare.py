@@ -5,12 +5,19 @@ and (with --directions) the attribute directions' flip rates at 2 sigma beside t
 the class means, the image's own class read from w).
 
     python -m studio.portraits.compare --new runs/adv/generator_ema.safetensors [--old MODEL] [--directions]
+    python -m studio.portraits.compare --report compare.json   # the verdict on an earlier run's --out
+
+The verdict lists every figure that got worse and marks with '!' those worse by more than NOISE_Z standard errors
+of the difference (shares: binomial over the samples each is read from; TV distances: the delta method; FD and
+sharpness: no noise model, so any change counts).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +25,23 @@ import torch
 
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
 from ..engine.network import Generator
-from .evaluate import fidelity_report, fit_class_edits, fit_directions, quality_report, sample, skin_tones
+from .evaluate import (
+    dataset_distribution,
+    fidelity_report,
+    fit_class_edits,
+    fit_directions,
+    quality_report,
+    sample,
+    skin_tones,
+)
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, params_from_z
 
 Z_MATCH_SEED = 31337  # the seeds tests/test_bundled.py reads G(z) against render(z) on
+NOISE_Z = 2.0  # a figure is worse beyond noise when it is worse by more than this many standard errors
+# how many samples each share in a report is taken over, per model (the defaults of the functions measuring them;
+# a flip rate is over at most FLIP_SAMPLES: fewer where fewer test samples lack the value)
+QUALITY_SAMPLES, Z_MATCH_SAMPLES, FLIP_SAMPLES, READ_SAMPLES = 1000, 1000, 200, 2000
 
 
 @torch.no_grad()
@@ -48,6 +67,86 @@ def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
         report["class_edit_flip_rate"] = {name: n["flip_rate"] for name, n in class_notes["per_value"].items()}
         report["class_read_accuracy"] = class_notes["read_accuracy"]
     return report
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of two reports: old and new, which way is better, and its standard error where it is known."""
+
+    name: str
+    old: float
+    new: float
+    higher_is_better: bool = True
+    standard_error: float | None = None  # of new - old; None: no noise model (then any change counts)
+
+    @property
+    def worse(self) -> bool:
+        return self.new < self.old if self.higher_is_better else self.new > self.old
+
+    @property
+    def worse_beyond_noise(self) -> bool:
+        if not self.worse:
+            return False
+        return self.standard_error is None or abs(self.new - self.old) > NOISE_Z * self.standard_error
+
+
+def share_difference_se(a: float, b: float, n: int) -> float:
+    """Standard error of the difference of two shares a and b, each of n independent samples (a floor of one
+    sample's worth, so that 0% against 0% is not infinitely certain)."""
+    var = a * (1 - a) / n + b * (1 - b) / n
+    return math.sqrt(max(var, 1 / n**2))
+
+
+def tv_standard_error(freq: np.ndarray, data_freq: np.ndarray, n: int) -> float:
+    """Delta-method standard error of the total-variation distance 0.5 * sum|freq - data_freq| of a frequency
+    vector read from n samples: the variance of 0.5 * sum(sign_i * freq_i) under the multinomial."""
+    signs = np.sign(freq - data_freq)
+    return 0.5 * math.sqrt(max(float(signs**2 @ freq - (signs @ freq) ** 2), 1 / n) / n)
+
+
+def figures(old: dict, new: dict, data_dist: dict[str, np.ndarray]) -> list[Figure]:
+    """Every figure the two reports share, with its direction and noise (FD and sharpness: none; sharpness is
+    better the nearer it is to 1)."""
+    out = []
+    for psi in ("psi_0.7", "psi_1.0"):
+        fo, fn = old["fidelity"][psi], new["fidelity"][psi]
+        out.append(Figure(f"{psi} FD / floor", fo["fd_over_floor"], fn["fd_over_floor"], higher_is_better=False))
+        out.append(Figure(f"{psi} |1 - sharpness|", abs(1 - fo["sharpness"]), abs(1 - fn["sharpness"]),
+                          higher_is_better=False))
+        qo, qn = old["quality"][psi], new["quality"][psi]
+        out.append(Figure(f"{psi} valid portraits", qo["valid_portraits"], qn["valid_portraits"],
+                          standard_error=share_difference_se(qo["valid_portraits"], qn["valid_portraits"],
+                                                             QUALITY_SAMPLES)))
+        for k, ao in qo["attributes"].items():
+            an = qn["attributes"][k]
+            out.append(Figure(f"{psi} {k} rarest", ao["min_freq"], an["min_freq"],
+                              standard_error=share_difference_se(ao["min_freq"], an["min_freq"], QUALITY_SAMPLES)))
+            se = [tv_standard_error(np.array(list(a["freq"].values())), data_dist[k], QUALITY_SAMPLES)
+                  for a in (ao, an)]
+            out.append(Figure(f"{psi} {k} TV", ao["tv_distance"], an["tv_distance"], higher_is_better=False,
+                              standard_error=math.hypot(*se)))
+    sections = (("z_match", "G(z) shows render(z)", Z_MATCH_SAMPLES),
+                ("flip_rate_2sigma", "2-sigma flip", FLIP_SAMPLES),
+                ("flip_rate_slider_end", "slider-end flip", FLIP_SAMPLES),
+                ("class_edit_flip_rate", "class edit", FLIP_SAMPLES),
+                ("class_read_accuracy", "class read", READ_SAMPLES))
+    for key, label, n in sections:
+        for k, a in old.get(key, {}).items():
+            b = new.get(key, {}).get(k)
+            if b is not None and not (math.isnan(a) or math.isnan(b)):
+                out.append(Figure(f"{label} {k}", a, b, standard_error=share_difference_se(a, b, n)))
+    return out
+
+
+def verdict(figs: list[Figure]) -> list[str]:
+    """The figures that got worse (marked '!' where beyond noise), then the counts."""
+    worse = [f for f in figs if f.worse]
+    lines = [f"{'!' if f.worse_beyond_noise else ' '} {f.name}: {f.old:g} -> {f.new:g}" for f in worse]
+    beyond = sum(f.worse_beyond_noise for f in figs)
+    better = sum((f.new != f.old) and not f.worse for f in figs)
+    lines.append(f"worse on {len(worse)} of {len(figs)} figures ({beyond} beyond {NOISE_Z:g} standard errors), "
+                 f"better on {better}")
+    return lines
 
 
 def summary(old: dict, new: dict) -> list[str]:
@@ -82,12 +181,19 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--old", default=str(paths.bundled_model() or ""))
-    ap.add_argument("--new", required=True)
+    ap.add_argument("--new", help="the model to measure against --old")
+    ap.add_argument("--report", help="no measuring: the verdict on a JSON an earlier run wrote with --out")
     ap.add_argument("--oracle", default=str(paths.oracle()))
     ap.add_argument("--directions", action="store_true",
                     help="also fit and measure the 25 attribute directions and the class edits")
     ap.add_argument("--out", help="write both reports here (JSON)")
     args = ap.parse_args(argv)
+    if args.report:
+        reports = json.loads(Path(args.report).read_text())
+        print("\n".join(verdict(figures(reports["old"], reports["new"], dataset_distribution()))))
+        return 0
+    if not args.new:
+        ap.error("--new or --report is required")
     torch.set_num_threads(2)
     oracle = load_oracle(args.oracle)
     reports = {}
@@ -100,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(reports, indent=1))
     print("\n".join(summary(reports["old"], reports["new"])))
+    print("\n".join(verdict(figures(reports["old"], reports["new"], dataset_distribution()))))
     return 0
 
 
