@@ -1,7 +1,8 @@
 """A model's data folder `<user data>/<sha256 of the model file>/`: tabs, directions, average latent, latent log.
 
     tabs/<name>.json        spatial tabs (JSON, versioned)
-    directions.json         attribute directions in w-space (unit vectors with names)
+    directions.json         attribute directions in w-space with names (w += strength * vector; ours are scaled
+                            to one std of the model's w along them, the original's attributes.csv rows as they are)
     classes.json            categorical attributes: their values and the class means of w (class edits)
     average_latent.json     an average latent (optional; the model's own w_avg is used otherwise)
     latents.jsonl           append-only log of generated latents

@@ -102,9 +102,10 @@ def write_directions(G: Generator, oracle: Oracle, data: ModelData) -> dict:
         "method": "per attribute value, a linear direction from oracle labels of 5,000 samples at psi 1: the unit "
                   "class-mean difference of w, the logistic-regression normal or the value's coefficient in a "
                   "ridge regression of w on all labels (partial), whichever flips more of those samples at 2 std "
-                  "(fitting_flip_rates); flip_rate_2sigma = share of 2,000 held-out samples "
-                  "without the attribute that the oracle labels with it after w += 2 std * d (sigma: that std); "
-                  f"flip_rate_slider_end: the same after w += {DIRECTION_LIMIT:g} d, the studio slider's end",
+                  "(fitting_flip_rates), saved scaled to that std (strength 1 = 1 std of w along it); "
+                  "flip_rate_2sigma = share of 2,000 held-out samples without the attribute that the oracle labels "
+                  "with it after w += 2 std * d (d the unit direction, sigma: that std); flip_rate_slider_end: the "
+                  f"same after w += {DIRECTION_LIMIT:g} std * d, the studio slider's end",
         "per_direction": notes})
     return notes
 

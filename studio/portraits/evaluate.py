@@ -337,7 +337,10 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
     in a regression of w on all labels (fit_partial_directions); the one whose 2-sigma step flips more of the
     fitting samples is kept.  The kept direction is then measured on n_test
     held-out samples: the share of those without the attribute that have it after w += sigmas * std(w . d) * d
-    (std over the fitting samples), and at the studio slider's end, w += DIRECTION_LIMIT * d (d a unit vector)."""
+    (std over the fitting samples), and at the studio slider's end, w += DIRECTION_LIMIT * std * d.  Each direction
+    is returned scaled to that std (strength 1 moves w by one std of this model's w along it), so a slider's end
+    means the same push on any model, as the tabs' sigma does: a unit vector's reach depended on the model's w scale
+    (3 units were 1.3 std of the shipped model's background_light and ten of a candidate's hairband)."""
     imgs, ws = sample(G, n, psi=1.0, seed=seed)
     labels = predict(oracle, imgs)
     targets = direction_targets(labels)
@@ -357,9 +360,9 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
         fit_rates = {k: flip_rate(G, oracle, ws, y, name, d, steps[k]) for k, d in candidates.items()}
         method = max(fit_rates, key=fit_rates.get)
         d = candidates[method]
-        directions.append(Direction(name, d))
+        directions.append(Direction(name, (d * stds[method]).astype(np.float32)))
         rate = flip_rate(G, oracle, test_ws, test_targets[name], name, d, steps[method])
-        slider_end = flip_rate(G, oracle, test_ws, test_targets[name], name, d, DIRECTION_LIMIT)
+        slider_end = flip_rate(G, oracle, test_ws, test_targets[name], name, d, DIRECTION_LIMIT * stds[method])
         notes[name] = {"positives": int(y.sum()), "method": method, "flip_rate_2sigma": round(rate, 3),
                        "sigma": round(stds[method], 3), "flip_rate_slider_end": round(slider_end, 3),
                        "balanced_accuracy": round(balanced_accuracy(test_ws, test_targets[name], d), 3),
