@@ -26,6 +26,9 @@ import torch
 from ..engine.loaders import W_AVG_SAMPLES, estimate_w_avg, load_model
 from ..engine.network import Generator
 from .evaluate import (
+    FLIP_SAMPLES,
+    QUALITY_SAMPLES,
+    TEST_SAMPLES,
     dataset_distribution,
     fidelity_report,
     fit_class_edits,
@@ -38,14 +41,12 @@ from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, params_from_z
 
 Z_MATCH_SEED = 31337  # the seeds tests/test_bundled.py reads G(z) against render(z) on
+Z_MATCH_SAMPLES = 1000
 NOISE_Z = 2.0  # a figure is worse beyond noise when it is worse by more than this many standard errors
-# how many samples each share in a report is taken over, per model (the defaults of the functions measuring them;
-# a flip rate is over at most FLIP_SAMPLES: fewer where fewer test samples lack the value)
-QUALITY_SAMPLES, Z_MATCH_SAMPLES, FLIP_SAMPLES, READ_SAMPLES = 1000, 1000, 200, 2000
 
 
 @torch.no_grad()
-def z_match(G: Generator, oracle: Oracle, n: int = 1000, seed: int = Z_MATCH_SEED) -> dict[str, float]:
+def z_match(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES, seed: int = Z_MATCH_SEED) -> dict[str, float]:
     """Per attribute, the share of fresh z whose image G(z) (psi 1) the oracle labels as the renderer labels z (skin:
     the tone evaluate.skin_tones reads inside the oracle's skin mask)."""
     imgs, _ = sample(G, n, psi=1.0, seed=seed)  # z = RandomState(seed).randn(n, z_dim)
@@ -129,7 +130,7 @@ def figures(old: dict, new: dict, data_dist: dict[str, np.ndarray]) -> list[Figu
                 ("flip_rate_2sigma", "2-sigma flip", FLIP_SAMPLES),
                 ("flip_rate_slider_end", "slider-end flip", FLIP_SAMPLES),
                 ("class_edit_flip_rate", "class edit", FLIP_SAMPLES),
-                ("class_read_accuracy", "class read", READ_SAMPLES))
+                ("class_read_accuracy", "class read", TEST_SAMPLES))
     for key, label, n in sections:
         for k, a in old.get(key, {}).items():
             b = new.get(key, {}).get(k)
@@ -190,22 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.report:
         reports = json.loads(Path(args.report).read_text())
-        print("\n".join(verdict(figures(reports["old"], reports["new"], dataset_distribution()))))
-        return 0
-    if not args.new:
+    elif not args.new:
         ap.error("--new or --report is required")
-    torch.set_num_threads(2)
-    oracle = load_oracle(args.oracle)
-    reports = {}
-    for name, path in (("old", args.old), ("new", args.new)):
-        G = load_model(path).generator
-        if name == "new":  # as bundling does: the average latent of the model as shipped
-            G.mapping.w_avg.copy_(estimate_w_avg(G, W_AVG_SAMPLES, seed=0))
-        reports[name] = measure(G, oracle, args.directions)
-        print(f"measured {name}: {path}", flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(reports, indent=1))
-    print("\n".join(summary(reports["old"], reports["new"])))
+    else:
+        torch.set_num_threads(2)
+        oracle = load_oracle(args.oracle)
+        reports = {}
+        for name, path in (("old", args.old), ("new", args.new)):
+            G = load_model(path).generator
+            if name == "new":  # as bundling does: the average latent of the model as shipped
+                G.mapping.w_avg.copy_(estimate_w_avg(G, W_AVG_SAMPLES, seed=0))
+            reports[name] = measure(G, oracle, args.directions)
+            print(f"measured {name}: {path}", flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(reports, indent=1))
+        print("\n".join(summary(reports["old"], reports["new"])))
     print("\n".join(verdict(figures(reports["old"], reports["new"], dataset_distribution()))))
     return 0
 

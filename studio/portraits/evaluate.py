@@ -113,7 +113,13 @@ def dataset_distribution(n: int = 20_000, z_dim: int = 64, seed: int = 5) -> dic
     return dist
 
 
-def quality_report(G: Generator, oracle: Oracle, n: int = 1000, psis: tuple[float, ...] = (0.7, 1.0)) -> dict:
+QUALITY_SAMPLES = 1000  # samples per psi that quality_report reads its shares from
+FLIP_SAMPLES = 200  # at most this many held-out samples per flip rate (fewer where fewer lack the value)
+TEST_SAMPLES = 2000  # the held-out samples the directions and class edits are measured on
+
+
+def quality_report(G: Generator, oracle: Oracle, n: int = QUALITY_SAMPLES,
+                   psis: tuple[float, ...] = (0.7, 1.0)) -> dict:
     data_dist = dataset_distribution(z_dim=G.cfg.z_dim)
     report = {}
     for psi in psis:
@@ -312,7 +318,7 @@ def clustered_flip_rate(k: int, spread: float, sigmas: float = 2.0, n: int = 40_
 
 @torch.no_grad()
 def flip_rate(G: Generator, oracle: Oracle, ws: np.ndarray, had: np.ndarray, target: str, d: np.ndarray,
-              step: float, n: int = 200) -> float:
+              step: float, n: int = FLIP_SAMPLES) -> float:
     """Among samples without the attribute (`had` False), the share the oracle labels with it after w += step * d."""
     idx = np.flatnonzero(~had)[:n]
     if len(idx) == 0:
@@ -329,7 +335,7 @@ def _render_w(G: Generator, w: np.ndarray, batch: int = 250) -> np.ndarray:
     return np.concatenate(out)
 
 
-def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321, n_test: int = 2000,
+def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321, n_test: int = TEST_SAMPLES,
                    test_seed: int = 654, sigmas: float = 2.0) -> tuple[list[Direction], dict]:
     """Directions for every labelled attribute value from n samples at psi 1.
 
@@ -370,8 +376,8 @@ def fit_directions(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321,
     return directions, notes
 
 
-def fit_class_edits(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321, n_test: int = 2000,
-                    test_seed: int = 654, per_value: int = 200) -> tuple[list[ClassEdit], dict]:
+def fit_class_edits(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321, n_test: int = TEST_SAMPLES,
+                    test_seed: int = 654, per_value: int = FLIP_SAMPLES) -> tuple[list[ClassEdit], dict]:
     """A class edit (class means of w) for every attribute the oracle labels, from n samples at psi 1, measured on
     the held-out samples fit_directions measures its directions on: per value, of the first `per_value` samples the
     oracle does not label with it, the share it does label with it after the edit (own class read from w by the
