@@ -113,6 +113,24 @@ def test_argmax_flip_ceiling():
     assert abs(ceilings[0] - 0.888) < 0.01 and abs(ceilings[2] - 0.714) < 0.01
 
 
+def test_w_linearity_is_the_share_of_w_an_affine_map_of_z_explains():
+    import math
+
+    import torch
+
+    from studio.portraits.evaluate import w_linearity
+
+    def normalised(z):
+        return z / z.pow(2).mean(1, keepdim=True).add(1e-8).sqrt()
+
+    a = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    assert w_linearity(lambda z: normalised(z) @ a + 3.0, 16, n=2000) > 1 - 1e-9
+    assert w_linearity(lambda z: normalised(z).abs(), 16, n=2000) < 0.03  # |x| has no linear part in x
+    # x beside |x|: the affine part explains Var(x) = 1 of Var(x) + Var(|x|) = 1 + (1 - 2 / pi)
+    both = w_linearity(lambda z: torch.cat([normalised(z), normalised(z).abs()], 1), 16, n=4000)
+    assert abs(both - 1 / (2 - 2 / math.pi)) < 0.02
+
+
 def test_clustered_flip_rate_trades_read_accuracy_for_reach():
     from studio.portraits.evaluate import clustered_flip_rate
 

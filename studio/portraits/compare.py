@@ -9,7 +9,8 @@ the class means, the image's own class read from w).
 
 The verdict lists every figure that got worse and marks with '!' those worse by more than NOISE_Z standard errors
 of the difference (shares: binomial over the samples each is read from; TV distances: the delta method; FD and
-sharpness: no noise model, so any change counts).
+sharpness: no noise model, so any change counts).  The R^2 of w from z (evaluate.w_linearity) is printed beside
+them as a diagnostic of the directions' reach, not judged.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .evaluate import (
     quality_report,
     sample,
     skin_tones,
+    w_linearity,
 )
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, params_from_z
@@ -59,7 +61,8 @@ def z_match(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES, seed: int = 
 
 
 def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
-    report = {"quality": quality_report(G, oracle), "fidelity": fidelity_report(G), "z_match": z_match(G, oracle)}
+    report = {"quality": quality_report(G, oracle), "fidelity": fidelity_report(G), "z_match": z_match(G, oracle),
+              "w_linearity": round(w_linearity(G.mapping, G.cfg.z_dim), 4)}
     if directions:
         _, notes = fit_directions(G, oracle)
         report["flip_rate_2sigma"] = {name: n["flip_rate_2sigma"] for name, n in notes.items()}
@@ -165,6 +168,8 @@ def summary(old: dict, new: dict) -> list[str]:
                          f"{an['tv_distance']}")
     for k in old["z_match"]:
         lines.append(f"G(z) shows render(z), {k}: {old['z_match'][k]} -> {new['z_match'][k]}")
+    if "w_linearity" in old and "w_linearity" in new:  # a diagnostic, not a figure of the verdict
+        lines.append(f"R^2 of w from z (affine): {old['w_linearity']} -> {new['w_linearity']}")
     for k in old.get("flip_rate_2sigma", {}):
         lines.append(f"flip rate {k}: {old['flip_rate_2sigma'][k]} -> {new['flip_rate_2sigma'][k]}")
     for k in old.get("flip_rate_slider_end", {}):

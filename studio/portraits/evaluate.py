@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,7 @@ def dataset_distribution(n: int = 20_000, z_dim: int = 64, seed: int = 5) -> dic
 QUALITY_SAMPLES = 1000  # samples per psi that quality_report reads its shares from
 FLIP_SAMPLES = 200  # at most this many held-out samples per flip rate (fewer where fewer lack the value)
 TEST_SAMPLES = 2000  # the held-out samples the directions and class edits are measured on
+LINEARITY_SAMPLES = 5000  # z samples w_linearity fits its affine map on (z_dim + 1 coefficients per w coordinate)
 
 
 def quality_report(G: Generator, oracle: Oracle, n: int = QUALITY_SAMPLES,
@@ -280,6 +282,22 @@ def balanced_accuracy(ws: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
     proj = ws @ d
     cut = 0.5 * (proj[y].mean() + proj[~y].mean())
     return float(0.5 * ((proj[y] > cut).mean() + (proj[~y] <= cut).mean()))
+
+
+def w_linearity(mapping: Callable[[torch.Tensor], torch.Tensor], z_dim: int, n: int = LINEARITY_SAMPLES,
+                seed: int = 321) -> float:
+    """R^2 of the least-squares affine map from z (2nd-moment normalised, as the renderer reads it) to mapping(z).
+
+    1: w is an affine function of z, so a direction fitted in w moves every z coordinate the renderer reads in the
+    same way wherever a sample starts; the attribute directions lose reach as this falls (README, "bundled model").
+    """
+    z = np.random.RandomState(seed).randn(n, z_dim).astype(np.float32)
+    with torch.no_grad():
+        w = mapping(torch.from_numpy(z)).double().numpy()
+    x = z.astype(np.float64) / np.sqrt(np.mean(z.astype(np.float64) ** 2, axis=1, keepdims=True) + 1e-8)
+    design = np.c_[x, np.ones(n)]
+    coef, *_ = np.linalg.lstsq(design, w, rcond=None)
+    return float(1.0 - ((design @ coef - w) ** 2).sum() / ((w - w.mean(0)) ** 2).sum())
 
 
 def argmax_flip_ceiling(k: int, sigmas: float = 2.0, n: int = 200_000, seed: int = 0) -> float:
