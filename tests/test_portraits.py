@@ -118,10 +118,8 @@ def test_w_linearity_is_the_share_of_w_an_affine_map_of_z_explains():
 
     import torch
 
+    from studio.engine.network import normalize_2nd_moment as normalised
     from studio.portraits.evaluate import w_linearity
-
-    def normalised(z):
-        return z / z.pow(2).mean(1, keepdim=True).add(1e-8).sqrt()
 
     a = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
     assert w_linearity(lambda z: normalised(z) @ a + 3.0, 16, n=2000) > 1 - 1e-9

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..engine.edits import DIRECTION_LIMIT, ClassEdit, Direction
-from ..engine.network import Generator
+from ..engine.network import Generator, normalize_2nd_moment
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, PART_INDEX, SKIN_TONES, params_from_z, render_dataset
@@ -291,11 +291,10 @@ def w_linearity(mapping: Callable[[torch.Tensor], torch.Tensor], z_dim: int, n: 
     1: w is an affine function of z, so a direction fitted in w moves every z coordinate the renderer reads in the
     same way wherever a sample starts; the attribute directions lose reach as this falls (README, "bundled model").
     """
-    z = np.random.RandomState(seed).randn(n, z_dim).astype(np.float32)
+    z = torch.from_numpy(np.random.RandomState(seed).randn(n, z_dim).astype(np.float32))
     with torch.no_grad():
-        w = mapping(torch.from_numpy(z)).double().numpy()
-    x = z.astype(np.float64) / np.sqrt(np.mean(z.astype(np.float64) ** 2, axis=1, keepdims=True) + 1e-8)
-    design = np.c_[x, np.ones(n)]
+        w = mapping(z).double().numpy()
+    design = np.c_[normalize_2nd_moment(z.double()).numpy(), np.ones(n)]
     coef, *_ = np.linalg.lstsq(design, w, rcond=None)
     return float(1.0 - ((design @ coef - w) ** 2).sum() / ((w - w.mean(0)) ** 2).sum())
 
