@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .edits import resample_grid
 from .files import write_text_atomic
+from .network import normalize_2nd_moment
 
 RANK_METHODS = ("dot", "cosine", "iou", "magnitude")
 IOU_QUANTILE = 0.8  # a channel's map is "on" where it exceeds its own 80th percentile
@@ -150,3 +152,15 @@ def tab_sigma(weights: np.ndarray, std: np.ndarray) -> float:
     """The activation scale of a tab's channels: their std weighted by |weight| (0 when no channel is set)."""
     w = np.abs(np.asarray(weights, np.float64))
     return float((w * std).sum() / w.sum()) if w.sum() > 0 else 0.0
+
+
+def affine_fit(z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Least-squares affine map from z (2nd-moment normalised, as the mapping network reads it) to w.
+
+    Returns (solution, R^2): the solution's rows are the weights per normalised z coordinate, its last row the bias;
+    R^2 = 1 - |residual|^2 / |w - mean(w)|^2, 1 when w is an affine function of z.
+    """
+    x = torch.cat([normalize_2nd_moment(z), torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], 1)
+    solution = torch.linalg.lstsq(x, w).solution
+    unexplained = (x @ solution - w).square().sum() / (w - w.mean(0)).square().sum()
+    return solution, float(1.0 - unexplained)

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..engine.analysis import affine_fit
 from ..engine.edits import DIRECTION_LIMIT, ClassEdit, Direction
-from ..engine.network import Generator, normalize_2nd_moment
+from ..engine.network import Generator
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
 from .render import ATTRIBUTES, PART_INDEX, SKIN_TONES, params_from_z, render_dataset
@@ -293,10 +294,8 @@ def w_linearity(mapping: Callable[[torch.Tensor], torch.Tensor], z_dim: int, n: 
     """
     z = torch.from_numpy(np.random.RandomState(seed).randn(n, z_dim).astype(np.float32))
     with torch.no_grad():
-        w = mapping(z).double().numpy()
-    design = np.c_[normalize_2nd_moment(z.double()).numpy(), np.ones(n)]
-    coef, *_ = np.linalg.lstsq(design, w, rcond=None)
-    return float(1.0 - ((design @ coef - w) ** 2).sum() / ((w - w.mean(0)) ** 2).sum())
+        w = mapping(z).double()
+    return affine_fit(z.double(), w)[1]
 
 
 def argmax_flip_ceiling(k: int, sigmas: float = 2.0, n: int = 200_000, seed: int = 0) -> float:

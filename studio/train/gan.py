@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..engine.analysis import affine_fit
 from ..engine.files import sha256_file, write_atomic
 from ..engine.loaders import load_model, save_model
 from ..engine.network import Generator, GeneratorConfig, normalize_2nd_moment
@@ -379,12 +380,10 @@ class Trainer:
         """Start the linear head z -> w at the least-squares fit on n fresh z; returns the share of w's variance it
         leaves (1 - R^2)."""
         z = torch.randn(n, self.G.cfg.z_dim, generator=torch.Generator().manual_seed(seed)).to(self.device)
-        w = self.G.mapping(z).float()
-        x = torch.cat([normalize_2nd_moment(z), torch.ones(n, 1, device=self.device)], 1)
-        sol = torch.linalg.lstsq(x, w).solution
+        sol, r2 = affine_fit(z, self.G.mapping(z).float())
         self.linear.weight.copy_(sol[:-1].T)
         self.linear.bias.copy_(sol[-1])
-        return float((x @ sol - w).square().sum() / (w - w.mean(0)).square().sum())
+        return 1.0 - r2
 
     @torch.no_grad()
     def fit_probe(self, n: int = 8192, ridge: float = 1e-3, seed: int = 0) -> float:
