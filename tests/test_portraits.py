@@ -1,6 +1,9 @@
 """The procedural portrait renderer: deterministic, varied, with masks that match what is drawn."""
 
+import json
+
 import numpy as np
+import torch
 
 from studio.portraits.render import (
     ATTRIBUTES,
@@ -280,3 +283,76 @@ def test_verdict_marks_only_the_drops_larger_than_the_noise():
     lines = verdict(figs)
     assert lines[:-1] == ["! 2-sigma flip bangs_full: 0.9 -> 0.6"]
     assert lines[-1].startswith(f"worse on 1 of {len(figs)} figures (1 beyond")
+
+
+def test_read_scores_do_not_reward_a_read_that_never_says_a_class():
+    from studio.portraits.evaluate import read_scores
+
+    truth = np.repeat([0, 1, 2], 100)
+    assert read_scores(truth, truth, 3) == {"accuracy": 1.0, "balanced_accuracy": 1.0, "kappa": 1.0}
+    merged = np.where(truth == 0, 1, truth)  # class 0 always read as 1: confusion [[0,100,0],[0,100,0],[0,0,100]]
+    assert read_scores(merged, truth, 3) == {"accuracy": 0.667, "balanced_accuracy": 0.667, "kappa": 0.5}
+    skewed = np.repeat([0, 1, 2], [10, 10, 80])  # a constant read of the common class: high accuracy, nothing else
+    assert read_scores(np.full(100, 2), skewed, 3) == {"accuracy": 0.8, "balanced_accuracy": 0.333, "kappa": 0.0}
+
+
+class _IdentityMapping:
+    """A stand-in generator whose w is its z (or pure noise): what renderer_class_reads reads of a model."""
+
+    def __init__(self, z_dim: int, noise: bool = False):
+        self.cfg = type("Cfg", (), {"z_dim": z_dim})()
+        self.w_avg = torch.zeros(z_dim)
+        self.noise = noise
+
+    def map(self, z, psi: float = 1.0):
+        w = torch.from_numpy(np.random.RandomState(7).randn(*z.shape).astype(np.float32)) if self.noise else z
+        return w[:, None]
+
+
+def test_renderer_class_reads_read_the_renderer_labels_from_w():
+    from studio.portraits.evaluate import renderer_class_reads
+
+    reads = renderer_class_reads(_IdentityMapping(64), n_test=1000)
+    for binary in ("blush", "hairband", "background"):  # the sign of one z coordinate: linear in w = z
+        assert reads[binary]["accuracy"] >= 0.95, (binary, reads[binary])
+    assert reads["mouth"]["balanced_accuracy"] >= 0.9  # the argmax of three coordinates, nearly linear
+    blind = renderer_class_reads(_IdentityMapping(64, noise=True), n_test=1000)
+    assert all(abs(r["kappa"]) < 0.1 for r in blind.values()), blind  # w says nothing of z: chance
+
+
+def test_z_confusion_counts_the_renderer_value_against_the_read():
+    from studio.portraits.compare import z_confusion
+
+    truth = {k: np.zeros(4, int) for k in ATTRIBUTES}
+    pred = {k: np.zeros(4, int) for k in ATTRIBUTES}
+    truth["mouth"], pred["mouth"] = np.array([0, 0, 1, 2]), np.array([1, 0, 1, 2])
+    counts = z_confusion(pred, truth)
+    assert counts["mouth"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert counts["blush"] == [[4, 0], [0, 0]] and set(counts) == set(ATTRIBUTES)
+
+
+def test_summary_prints_the_class_read_diagnostics_where_both_reports_have_them(tmp_path, capsys):
+    from studio.portraits.compare import main
+
+    def report(kappa: float, diagnostics: bool) -> dict:
+        quality = {"valid_portraits": 1.0, "attributes": {
+            "mouth": {"freq": {"closed": 0.3, "smile": 0.3, "open": 0.4}, "min_freq": 0.3, "tv_distance": 0.0333}}}
+        out = {"fidelity": {p: {"fd_over_floor": 1.4, "sharpness": 0.9} for p in ("psi_0.7", "psi_1.0")},
+               "quality": {p: quality for p in ("psi_0.7", "psi_1.0")}, "z_match": {"mouth": 0.7},
+               "class_read_accuracy": {"mouth": 0.9}}
+        if diagnostics:
+            out |= {"class_read_balanced_accuracy": {"mouth": 0.8}, "class_read_kappa": {"mouth": kappa},
+                    "renderer_class_read": {"mouth": {"accuracy": 0.91, "balanced_accuracy": 0.91, "kappa": 0.87}},
+                    "z_confusion": {"mouth": [[1, 2, 0], [0, 3, 0], [0, 0, 3]]}}
+        return out
+
+    path = tmp_path / "compare.json"
+    path.write_text(json.dumps({"old": report(0.8, True), "new": report(0.7, True)}))
+    assert main(["--report", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "class read mouth, balanced accuracy 0.8 -> 0.8, kappa 0.8 -> 0.7" in text
+    assert "renderer's own labels" in text and "[[1, 2, 0], [0, 3, 0], [0, 0, 3]] -> [[1, 2, 0]" in text
+    assert "worse on 0 of" in text  # diagnostics are not judged: the lower kappa is no worse figure
+    path.write_text(json.dumps({"old": report(0.8, False), "new": report(0.7, True)}))  # an earlier report
+    assert main(["--report", str(path)]) == 0
+    assert "kappa" not in capsys.readouterr().out

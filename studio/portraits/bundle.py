@@ -119,7 +119,9 @@ def write_classes(G: Generator, oracle: Oracle, data: ModelData) -> dict:
                   "priors); an edit to value v adds mean(v) - mean(own), own = the value the discriminant reads in "
                   "the image's untruncated w; flip_rate = share of the first 200 held-out samples (of 2,000, the "
                   "directions' test set) not labelled v that the oracle labels v after the edit at strength 1; "
-                  "read_accuracy = share of the 2,000 whose oracle label the discriminant reads",
+                  "read_accuracy = share of the 2,000 whose oracle label the discriminant reads; "
+                  "read_balanced_accuracy = the mean over values of that share among each value's samples, "
+                  "read_kappa = Cohen's kappa of the read against the labels",
         **notes})
     return notes
 

@@ -9,8 +9,10 @@ the class means, the image's own class read from w).
 
 The verdict lists every figure that got worse and marks with '!' those worse by more than NOISE_Z standard errors
 of the difference (shares: binomial over the samples each is read from; TV distances: the delta method; FD and
-sharpness: no noise model, so any change counts).  The R^2 of w from z (evaluate.w_linearity) is printed beside
-them as a diagnostic of the directions' reach, not judged.
+sharpness: no noise model, so any change counts).  Printed beside them as diagnostics, not judged: the R^2 of w
+from z (evaluate.w_linearity, the directions' reach); where G(z) draws render(z)'s class as another (z_confusion);
+the class read's balanced accuracy and kappa (a plain accuracy rewards a model that draws a class rarely), and the
+read the renderer's own labels of the same z allow in the model's w (evaluate.renderer_class_reads).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .evaluate import (
     fit_class_edits,
     fit_directions,
     quality_report,
+    renderer_class_reads,
     sample,
     skin_tones,
     w_linearity,
@@ -48,21 +51,41 @@ NOISE_Z = 2.0  # a figure is worse beyond noise when it is worse by more than th
 
 
 @torch.no_grad()
-def z_match(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES, seed: int = Z_MATCH_SEED) -> dict[str, float]:
-    """Per attribute, the share of fresh z whose image G(z) (psi 1) the oracle labels as the renderer labels z (skin:
-    the tone evaluate.skin_tones reads inside the oracle's skin mask)."""
+def z_reads(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES,
+            seed: int = Z_MATCH_SEED) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per attribute, the oracle's label of G(z) (psi 1) and the renderer's label of z for n fresh z (skin: the tone
+    evaluate.skin_tones reads inside the oracle's skin mask), as value indices."""
     imgs, _ = sample(G, n, psi=1.0, seed=seed)  # z = RandomState(seed).randn(n, z_dim)
     pred = predict(oracle, imgs)
     pred["skin"] = skin_tones(imgs, pred["parts"])
     params = [params_from_z(x) for x in np.random.RandomState(seed).randn(n, G.cfg.z_dim)]
     truth = {**{k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES},
              "skin": np.array([p.skin for p in params])}
+    return {k: pred[k] for k in truth}, truth
+
+
+def z_match(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES, seed: int = Z_MATCH_SEED) -> dict[str, float]:
+    """Per attribute, the share of fresh z whose image G(z) the oracle labels as the renderer labels z."""
+    pred, truth = z_reads(G, oracle, n, seed)
     return {k: round(float(np.mean(pred[k] == truth[k])), 4) for k in truth}
 
 
+def z_confusion(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, list[list[int]]]:
+    """Per class attribute, counts of the renderer's value (rows) against the oracle's read of G(z) (columns), in
+    ATTRIBUTES' order: where a model draws one class as another."""
+    out = {}
+    for k, values in ATTRIBUTES.items():
+        counts = np.zeros((len(values), len(values)), int)
+        np.add.at(counts, (truth[k], pred[k]), 1)
+        out[k] = counts.tolist()
+    return out
+
+
 def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
-    report = {"quality": quality_report(G, oracle), "fidelity": fidelity_report(G), "z_match": z_match(G, oracle),
-              "w_linearity": round(w_linearity(G.mapping, G.cfg.z_dim), 4)}
+    pred, truth = z_reads(G, oracle)
+    report = {"quality": quality_report(G, oracle), "fidelity": fidelity_report(G),
+              "z_match": {k: round(float(np.mean(pred[k] == truth[k])), 4) for k in truth},
+              "z_confusion": z_confusion(pred, truth), "w_linearity": round(w_linearity(G.mapping, G.cfg.z_dim), 4)}
     if directions:
         _, notes = fit_directions(G, oracle)
         report["flip_rate_2sigma"] = {name: n["flip_rate_2sigma"] for name, n in notes.items()}
@@ -70,6 +93,9 @@ def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
         _, class_notes = fit_class_edits(G, oracle)
         report["class_edit_flip_rate"] = {name: n["flip_rate"] for name, n in class_notes["per_value"].items()}
         report["class_read_accuracy"] = class_notes["read_accuracy"]
+        report["class_read_balanced_accuracy"] = class_notes["read_balanced_accuracy"]  # diagnostics, not judged
+        report["class_read_kappa"] = class_notes["read_kappa"]
+        report["renderer_class_read"] = renderer_class_reads(G)
     return report
 
 
@@ -177,6 +203,20 @@ def summary(old: dict, new: dict) -> list[str]:
                      f"{new['flip_rate_slider_end'][k]}")
     for k in old.get("class_read_accuracy", {}):
         lines.append(f"class read accuracy {k}: {old['class_read_accuracy'][k]} -> {new['class_read_accuracy'][k]}")
+    for k in old.get("class_read_balanced_accuracy", {}):  # diagnostics; earlier reports lack them
+        if k in new.get("class_read_kappa", {}):
+            lines.append(f"class read {k}, balanced accuracy {old['class_read_balanced_accuracy'][k]} -> "
+                         f"{new['class_read_balanced_accuracy'][k]}, kappa {old['class_read_kappa'][k]} -> "
+                         f"{new['class_read_kappa'][k]}")
+    for k in old.get("renderer_class_read", {}):
+        if k in new.get("renderer_class_read", {}):
+            o, n = old["renderer_class_read"][k], new["renderer_class_read"][k]
+            lines.append(f"class read {k} of the renderer's own labels (what w allows): accuracy {o['accuracy']} -> "
+                         f"{n['accuracy']}, balanced {o['balanced_accuracy']} -> {n['balanced_accuracy']}")
+    for k in old.get("z_confusion", {}):
+        if k in new.get("z_confusion", {}):
+            lines.append(f"render(z)'s {k} (rows) read in G(z) (columns), {', '.join(ATTRIBUTES[k])}: "
+                         f"{old['z_confusion'][k]} -> {new['z_confusion'][k]}")
     for k in old.get("class_edit_flip_rate", {}):
         lines.append(f"class edit flip rate {k}: {old['class_edit_flip_rate'][k]} -> {new['class_edit_flip_rate'][k]}")
     return lines
@@ -210,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measured {name}: {path}", flush=True)
         if args.out:
             Path(args.out).write_text(json.dumps(reports, indent=1))
-        print("\n".join(summary(reports["old"], reports["new"])))
+    print("\n".join(summary(reports["old"], reports["new"])))
     print("\n".join(verdict(figures(reports["old"], reports["new"], dataset_distribution()))))
     return 0
 

@@ -285,6 +285,48 @@ def balanced_accuracy(ws: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
     return float(0.5 * ((proj[y] > cut).mean() + (proj[~y] <= cut).mean()))
 
 
+def read_scores(read: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
+    """How well a class read (value indices) matches the truth over k classes: plain accuracy, balanced accuracy
+    (the mean of the per-class recalls, over the classes the truth holds) and Cohen's kappa (the accuracy's excess over
+    chance agreement of the two marginals, over its largest possible excess).
+
+    Plain accuracy rewards a model that draws a class rarely (a read that never says it loses little); the other two
+    do not: a constant read scores 1/k balanced and 0 kappa whatever the class balance."""
+    confusion = np.zeros((k, k))
+    np.add.at(confusion, (truth, read), 1)
+    n = confusion.sum()
+    per_class = confusion.sum(1)
+    accuracy = np.trace(confusion) / n
+    balanced = float(np.mean(np.diag(confusion)[per_class > 0] / per_class[per_class > 0]))
+    chance = float(per_class @ confusion.sum(0)) / n**2
+    kappa = 1.0 if chance == 1 else (accuracy - chance) / (1 - chance)
+    return {"accuracy": round(float(accuracy), 3), "balanced_accuracy": round(balanced, 3),
+            "kappa": round(float(kappa), 3)}
+
+
+def renderer_class_reads(G: Generator, n: int = 5000, seed: int = 321, n_test: int = TEST_SAMPLES,
+                         test_seed: int = 654) -> dict[str, dict[str, float]]:
+    """Per attribute, the read_scores of fit_class_edits' discriminant fitted and read on the renderer's own labels
+    of the same z (no images, no oracle): how well this model's w can tell the data's classes apart.  A class read
+    of the oracle's labels of G's images above this reads a model that draws some class less than the data does."""
+    def latents_and_labels(count: int, at: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        z = np.random.RandomState(at).randn(count, G.cfg.z_dim).astype(np.float32)
+        with torch.no_grad():
+            ws = G.map(torch.from_numpy(z), psi=1.0)[:, 0].numpy()
+        params = [params_from_z(x) for x in z]
+        return ws, {k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES}
+
+    ws, labels = latents_and_labels(n, seed)
+    test_ws, test_labels = latents_and_labels(n_test, test_seed)
+    center = G.w_avg.cpu().numpy()
+    out = {}
+    for attribute, values in ATTRIBUTES.items():
+        edit = ClassEdit.fit(attribute, list(values), ws, labels[attribute])
+        read = np.array([edit.own(w, center, 1.0) for w in test_ws])
+        out[attribute] = read_scores(read, test_labels[attribute], len(values))
+    return out
+
+
 def w_linearity(mapping: Callable[[torch.Tensor], torch.Tensor], z_dim: int, n: int = LINEARITY_SAMPLES,
                 seed: int = 321) -> float:
     """R^2 of the least-squares affine map from z (2nd-moment normalised, as the renderer reads it) to mapping(z).
@@ -397,18 +439,22 @@ def fit_class_edits(G: Generator, oracle: Oracle, n: int = 5000, seed: int = 321
     """A class edit (class means of w) for every attribute the oracle labels, from n samples at psi 1, measured on
     the held-out samples fit_directions measures its directions on: per value, of the first `per_value` samples the
     oracle does not label with it, the share it does label with it after the edit (own class read from w by the
-    edit's discriminant: no oracle); per attribute, the share of those samples whose label the discriminant reads."""
+    edit's discriminant: no oracle); per attribute, the share of those samples whose label the discriminant reads
+    (read_accuracy, the figure compare judges) and its balanced accuracy and kappa (read_scores)."""
     imgs, ws = sample(G, n, psi=1.0, seed=seed)
     labels = predict(oracle, imgs)
     test_imgs, test_ws = sample(G, n_test, psi=1.0, seed=test_seed)
     test_labels = predict(oracle, test_imgs)
     center = G.w_avg.cpu().numpy()
-    edits, notes = [], {"per_value": {}, "read_accuracy": {}}
+    edits, notes = [], {"per_value": {}, "read_accuracy": {}, "read_balanced_accuracy": {}, "read_kappa": {}}
     for attribute, values in ATTRIBUTES.items():
         edit = ClassEdit.fit(attribute, list(values), ws, labels[attribute])
         edits.append(edit)
         read = np.array([edit.own(w, center, 1.0) for w in test_ws])
-        notes["read_accuracy"][attribute] = round(float((read == test_labels[attribute]).mean()), 3)
+        scores = read_scores(read, test_labels[attribute], len(values))
+        notes["read_accuracy"][attribute] = scores["accuracy"]
+        notes["read_balanced_accuracy"][attribute] = scores["balanced_accuracy"]
+        notes["read_kappa"][attribute] = scores["kappa"]
         for i, value in enumerate(values):
             idx = np.flatnonzero(test_labels[attribute] != i)[:per_value]
             edit.target = value
