@@ -32,6 +32,7 @@ from .evaluate import (
     FLIP_SAMPLES,
     QUALITY_SAMPLES,
     TEST_SAMPLES,
+    confusion_counts,
     dataset_distribution,
     fidelity_report,
     fit_class_edits,
@@ -43,7 +44,7 @@ from .evaluate import (
     w_linearity,
 )
 from .oracle import Oracle, load_oracle, predict
-from .render import ATTRIBUTES, params_from_z
+from .render import ATTRIBUTES, label_arrays, params_from_z
 
 Z_MATCH_SEED = 31337  # the seeds tests/test_bundled.py reads G(z) against render(z) on
 Z_MATCH_SAMPLES = 1000
@@ -59,32 +60,30 @@ def z_reads(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES,
     pred = predict(oracle, imgs)
     pred["skin"] = skin_tones(imgs, pred["parts"])
     params = [params_from_z(x) for x in np.random.RandomState(seed).randn(n, G.cfg.z_dim)]
-    truth = {**{k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES},
-             "skin": np.array([p.skin for p in params])}
+    truth = {**label_arrays(params), "skin": np.array([p.skin for p in params])}
     return {k: pred[k] for k in truth}, truth
 
 
 def z_match(G: Generator, oracle: Oracle, n: int = Z_MATCH_SAMPLES, seed: int = Z_MATCH_SEED) -> dict[str, float]:
     """Per attribute, the share of fresh z whose image G(z) the oracle labels as the renderer labels z."""
-    pred, truth = z_reads(G, oracle, n, seed)
+    return match_shares(*z_reads(G, oracle, n, seed))
+
+
+def match_shares(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per attribute, the share of samples whose read equals the truth."""
     return {k: round(float(np.mean(pred[k] == truth[k])), 4) for k in truth}
 
 
 def z_confusion(pred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dict[str, list[list[int]]]:
     """Per class attribute, counts of the renderer's value (rows) against the oracle's read of G(z) (columns), in
     ATTRIBUTES' order: where a model draws one class as another."""
-    out = {}
-    for k, values in ATTRIBUTES.items():
-        counts = np.zeros((len(values), len(values)), int)
-        np.add.at(counts, (truth[k], pred[k]), 1)
-        out[k] = counts.tolist()
-    return out
+    return {k: confusion_counts(truth[k], pred[k], len(values)).tolist() for k, values in ATTRIBUTES.items()}
 
 
 def measure(G: Generator, oracle: Oracle, directions: bool) -> dict:
     pred, truth = z_reads(G, oracle)
     report = {"quality": quality_report(G, oracle), "fidelity": fidelity_report(G),
-              "z_match": {k: round(float(np.mean(pred[k] == truth[k])), 4) for k in truth},
+              "z_match": match_shares(pred, truth),
               "z_confusion": z_confusion(pred, truth), "w_linearity": round(w_linearity(G.mapping, G.cfg.z_dim), 4)}
     if directions:
         _, notes = fit_directions(G, oracle)

@@ -28,7 +28,7 @@ from ..engine.edits import DIRECTION_LIMIT, ClassEdit, Direction
 from ..engine.network import Generator
 from ..engine.renderer import to_uint8
 from .oracle import Oracle, load_oracle, predict
-from .render import ATTRIBUTES, PART_INDEX, SKIN_TONES, params_from_z, render_dataset
+from .render import ATTRIBUTES, PART_INDEX, SKIN_TONES, label_arrays, params_from_z, render_dataset
 
 MIN_FACE = 0.08
 MIN_EYE = 6
@@ -285,6 +285,13 @@ def balanced_accuracy(ws: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
     return float(0.5 * ((proj[y] > cut).mean() + (proj[~y] <= cut).mean()))
 
 
+def confusion_counts(truth: np.ndarray, read: np.ndarray, k: int) -> np.ndarray:
+    """[k, k] counts of each true value (rows) read as each value (columns)."""
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (truth, read), 1)
+    return counts
+
+
 def read_scores(read: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]:
     """How well a class read (value indices) matches the truth over k classes: plain accuracy, balanced accuracy
     (the mean of the per-class recalls, over the classes the truth holds) and Cohen's kappa (the accuracy's excess over
@@ -292,8 +299,7 @@ def read_scores(read: np.ndarray, truth: np.ndarray, k: int) -> dict[str, float]
 
     Plain accuracy rewards a model that draws a class rarely (a read that never says it loses little); the other two
     do not: a constant read scores 1/k balanced and 0 kappa whatever the class balance."""
-    confusion = np.zeros((k, k))
-    np.add.at(confusion, (truth, read), 1)
+    confusion = confusion_counts(truth, read, k)
     n = confusion.sum()
     per_class = confusion.sum(1)
     accuracy = np.trace(confusion) / n
@@ -313,8 +319,7 @@ def renderer_class_reads(G: Generator, n: int = 5000, seed: int = 321, n_test: i
         z = np.random.RandomState(at).randn(count, G.cfg.z_dim).astype(np.float32)
         with torch.no_grad():
             ws = G.map(torch.from_numpy(z), psi=1.0)[:, 0].numpy()
-        params = [params_from_z(x) for x in z]
-        return ws, {k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES}
+        return ws, label_arrays([params_from_z(x) for x in z])
 
     ws, labels = latents_and_labels(n, seed)
     test_ws, test_labels = latents_and_labels(n_test, test_seed)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .render import ATTRIBUTES, PARTS, render_dataset
+from .render import ATTRIBUTES, PARTS, label_arrays, render_dataset
 
 ORACLE_FORMAT = "ganstudio-oracle"
 
@@ -104,7 +104,7 @@ def augment(x: Tensor, gen: torch.Generator) -> Tensor:
 def make_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     zs = np.random.RandomState(seed).randn(n, 64)
     imgs, labs, params = render_dataset(zs)
-    labels = {k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES}
+    labels = label_arrays(params)
     labels["openness"] = np.array([p.openness if p.mouth == 2 else 0.0 for p in params], np.float32)
     return imgs, labs, labels
 

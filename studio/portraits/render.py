@@ -140,6 +140,11 @@ def _phi(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
+def label_arrays(params: list[PortraitParams]) -> dict[str, np.ndarray]:
+    """Per attribute, the value index of each of these portraits (their labels(), as arrays)."""
+    return {k: np.array([p.labels()[k] for p in params]) for k in ATTRIBUTES}
+
+
 def params_from_z(z: np.ndarray) -> PortraitParams:
     """Deterministic parameters from a Gaussian z (the first Z_USED dims after StyleGAN's 2nd-moment normalisation).
 
